@@ -1,0 +1,53 @@
+"""``create_app(settings)``: the aiohttp application and the resources it owns."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from api.auth import auth_middleware
+from api.errors import error_middleware
+from api.keys import OPA, POOL, SETTINGS
+from api.outbox_relay import OutboxRelay
+from api.routes import setup_routes
+from gavel.db import create_pool
+from gavel.opa import opa_client
+from gavel.settings import Settings
+
+
+async def _postgres(app: web.Application) -> AsyncIterator[None]:
+    app[POOL] = await create_pool(app[SETTINGS].database)
+    yield
+    await app[POOL].close()
+
+
+async def _opa(app: web.Application) -> AsyncIterator[None]:
+    client = opa_client(app[SETTINGS].opa)
+    async with client:
+        app[OPA] = client
+        yield
+
+
+async def _outbox_relay(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    relay = OutboxRelay(app[POOL], settings.database.url, settings.kafka)
+    task = asyncio.create_task(relay.run(), name="outbox-relay")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def create_app(settings: Settings, *, with_relay: bool = True) -> web.Application:
+    app = web.Application(middlewares=[error_middleware, auth_middleware],
+                          client_max_size=settings.http.max_body_bytes)
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(_postgres)
+    app.cleanup_ctx.append(_opa)
+    if with_relay:
+        app.cleanup_ctx.append(_outbox_relay)
+    setup_routes(app)
+    return app

@@ -1,0 +1,1 @@
+"""Request handlers: thin, one module per resource."""

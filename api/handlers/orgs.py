@@ -1,0 +1,57 @@
+"""Organizations and their tokens."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Literal
+
+from aiohttp import web
+from pydantic import Field
+
+from api.errors import BadRequest, NotFound
+from api.json import Body, json_response, parse_body
+from api.keys import POOL, principal
+from gavel.tokens import issue_token
+
+
+class NewToken(Body):
+    role: Literal["admin", "member", "ingest"]
+    description: str = Field(default="", max_length=500)
+
+
+async def get_org(request: web.Request) -> web.Response:
+    me = principal(request)
+    return json_response({"name": me.org_name})
+
+
+async def create_token(request: web.Request) -> web.Response:
+    body: NewToken = await parse_body(request, NewToken)
+    me = principal(request)
+    async with request.app[POOL].acquire() as conn:
+        token_id, value = await issue_token(conn, me.org_id, body.role, body.description)
+    return json_response({"id": str(token_id), "role": body.role,
+                          "description": body.description, "token": value}, status=201)
+
+
+async def list_tokens(request: web.Request) -> web.Response:
+    rows = await request.app[POOL].fetch(
+        """SELECT id, role, description, created_at FROM tokens
+           WHERE org_id = $1 AND revoked_at IS NULL ORDER BY created_at""",
+        principal(request).org_id)
+    return json_response({"tokens": [
+        {"id": str(r["id"]), "role": r["role"], "description": r["description"],
+         "createdAt": r["created_at"].isoformat()} for r in rows]})
+
+
+async def revoke_token(request: web.Request) -> web.Response:
+    try:
+        token_id = uuid.UUID(request.match_info["token_id"])
+    except ValueError:
+        raise BadRequest("token id: not a valid UUID") from None
+    done = await request.app[POOL].fetchval(
+        """UPDATE tokens SET revoked_at = now()
+           WHERE id = $1 AND org_id = $2 AND revoked_at IS NULL RETURNING id""",
+        token_id, principal(request).org_id)
+    if done is None:
+        raise NotFound(f"Token '{token_id}' not found")
+    return web.Response(status=204)

@@ -1,0 +1,115 @@
+"""Publishes outbox rows to Kafka in id order, marking them only after Kafka acked.
+
+One relay is active at a time (a Postgres advisory lock held on its listening
+connection), so rows leave in the order they were written, which keeps each org's
+changes in revision order. Kafka being down only delays publishing: rows wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from gavel.kafka import make_producer
+from gavel.outbox import CHANNEL
+from gavel.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+_LEADER_LOCK = 0x6761_7665_6C_01
+
+
+class OutboxRelay:
+    def __init__(self, pool: asyncpg.Pool, dsn: str, kafka: KafkaSettings,
+                 batch_size: int = 500, sweep_interval: float = 1.0) -> None:
+        self._pool = pool
+        self._dsn = dsn
+        self._kafka = kafka
+        self._batch_size = batch_size
+        self._sweep_interval = sweep_interval
+        self._wake = asyncio.Event()
+        self.published = 0
+
+    async def run(self) -> None:
+        """Run until cancelled; reconnects to Postgres and Kafka as needed."""
+        while True:
+            try:
+                await self._run_as_leader()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay failed; restarting in 1s")
+                await asyncio.sleep(1)
+
+    async def _run_as_leader(self) -> None:
+        conn = await asyncpg.connect(self._dsn)
+        try:
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LEADER_LOCK):
+                await asyncio.sleep(self._sweep_interval)
+            await conn.add_listener(CHANNEL, lambda *_: self._wake.set())
+            producer = await self._start_producer()
+            try:
+                await self._publish_forever(producer)
+            finally:
+                await producer.stop()
+        finally:
+            await conn.close()
+
+    async def _start_producer(self) -> AIOKafkaProducer:
+        delay = 0.5
+        while True:
+            producer = make_producer(self._kafka)
+            try:
+                await producer.start()
+                return producer
+            except Exception as exc:
+                await producer.stop()
+                log.warning("outbox relay cannot reach Kafka (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
+
+    async def _publish_forever(self, producer: AIOKafkaProducer) -> None:
+        delay = 0.5
+        while True:
+            self._wake.clear()
+            try:
+                sent = await self.publish_batch(producer)
+                delay = 0.5
+            except Exception as exc:
+                log.warning("publishing the outbox failed (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
+                continue
+            if sent < self._batch_size:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self._sweep_interval)
+                except TimeoutError:
+                    pass
+
+    async def publish_batch(self, producer: AIOKafkaProducer) -> int:
+        rows = await self._pool.fetch(
+            """SELECT id, topic, key, value::text AS value FROM outbox
+               WHERE published_at IS NULL ORDER BY id LIMIT $1""", self._batch_size)
+        if not rows:
+            return 0
+        futures = [await producer.send(r["topic"], key=r["key"].encode(),
+                                       value=r["value"].encode()) for r in rows]
+        acked: list[int] = []
+        failure: BaseException | None = None
+        for row, future in zip(rows, futures, strict=True):
+            try:
+                await future
+            except Exception as exc:
+                failure = exc
+                break
+            acked.append(row["id"])
+        if acked:
+            await self._pool.execute(
+                "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", acked)
+            self.published += len(acked)
+        if failure is not None:
+            raise failure
+        return len(rows)
+

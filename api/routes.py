@@ -1,0 +1,18 @@
+"""Every route of the API, in one place."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from api.handlers import health, orgs
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_routes([
+        web.get("/healthz", health.healthz),
+        web.get("/readyz", health.readyz),
+        web.get("/api/orgs/{org}", orgs.get_org),
+        web.get("/api/orgs/{org}/tokens", orgs.list_tokens),
+        web.post("/api/orgs/{org}/tokens", orgs.create_token),
+        web.delete("/api/orgs/{org}/tokens/{token_id}", orgs.revoke_token),
+    ])

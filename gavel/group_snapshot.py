@@ -1,0 +1,90 @@
+"""Policy group snapshots: what ``gavel.group-changes`` carries and what workers index.
+
+A snapshot lists the group's explicit members and its applied packs (with the pack
+version's database id and the normalized config). Implicit members of a default
+group are not listed: whoever resolves membership knows them as "in no other group
+of this entity type".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from gavel.events import GroupChangeKind, envelope
+from gavel.outbox import enqueue
+
+_GROUPS = """
+SELECT g.id, g.name, g.entity_type, g.mode, g.agent_pool_id, g.is_org_default, o.name AS org
+FROM policy_groups g JOIN orgs o ON o.id = g.org_id
+WHERE {where}
+ORDER BY g.id
+"""
+_STACKS = """
+SELECT m.group_id, s.project, s.name FROM policy_group_stacks m
+JOIN stacks s ON s.id = m.stack_id WHERE m.group_id = ANY($1::bigint[])
+ORDER BY s.project, s.name
+"""
+_ACCOUNTS = """
+SELECT m.group_id, a.name FROM policy_group_accounts m
+JOIN accounts a ON a.id = m.account_id WHERE m.group_id = ANY($1::bigint[])
+ORDER BY a.name
+"""
+_PACKS = """
+SELECT gp.group_id, p.name, p.display_name, v.id AS version_id, v.version, v.version_tag,
+       gp.config, gp.environments
+FROM policy_group_packs gp
+JOIN policy_packs p ON p.id = gp.pack_id
+JOIN policy_pack_versions v ON v.id = gp.pack_version_id
+WHERE gp.group_id = ANY($1::bigint[])
+ORDER BY p.name
+"""
+
+
+async def load_snapshots(conn: asyncpg.Connection | asyncpg.Pool, where: str,
+                         *args: Any) -> list[dict[str, Any]]:
+    """Snapshots of the groups matching ``where`` (SQL over alias ``g``)."""
+    groups = await conn.fetch(_GROUPS.format(where=where), *args)
+    if not groups:
+        return []
+    ids = [g["id"] for g in groups]
+    snapshots: dict[int, dict[str, Any]] = {
+        g["id"]: {"id": g["id"], "org": g["org"], "name": g["name"],
+                  "entityType": g["entity_type"], "mode": g["mode"],
+                  "agentPoolId": g["agent_pool_id"] or "", "isOrgDefault": g["is_org_default"],
+                  "stacks": [], "accounts": [], "appliedPolicyPacks": []}
+        for g in groups}
+    for row in await conn.fetch(_STACKS, ids):
+        snapshots[row["group_id"]]["stacks"].append(
+            {"routingProject": row["project"], "name": row["name"]})
+    for row in await conn.fetch(_ACCOUNTS, ids):
+        snapshots[row["group_id"]]["accounts"].append(row["name"])
+    for row in await conn.fetch(_PACKS, ids):
+        snapshots[row["group_id"]]["appliedPolicyPacks"].append(
+            {"name": row["name"], "displayName": row["display_name"],
+             "version": row["version"], "versionTag": row["version_tag"],
+             "versionId": row["version_id"], "config": row["config"],
+             "environments": row["environments"]})
+    return list(snapshots.values())
+
+
+async def record_group_change(conn: asyncpg.Connection, org_id: int, group_id: int,
+                              change: GroupChangeKind, topic: str) -> int:
+    """Bump the org's revision and enqueue the group's snapshot (or its deletion).
+
+    Call inside the transaction that made the change, after the change; the row lock
+    on the org serializes concurrent changes so revisions follow commit order.
+    """
+    row = await conn.fetchrow(
+        "UPDATE orgs SET revision = revision + 1 WHERE id = $1 RETURNING name, revision", org_id)
+    org, revision = row["name"], row["revision"]
+    if change == "deleted":
+        group: dict[str, Any] | None = None
+    else:
+        snapshots = await load_snapshots(conn, "g.id = $1", group_id)
+        group = snapshots[0]
+    await enqueue(conn, topic, org, envelope(org, change=change, revision=revision,
+                                             groupId=group_id, group=group,
+                                             deleted=change == "deleted"))
+    return int(revision)

@@ -1,0 +1,59 @@
+"""Kafka helpers: topic creation, producer and consumer factories."""
+
+from __future__ import annotations
+
+import logging
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from gavel.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+def all_topics(settings: KafkaSettings) -> list[str]:
+    return [settings.topic_group_changes, settings.topic_stack_events,
+            settings.topic_account_events, settings.topic_evaluations,
+            settings.topic_dead_letter]
+
+
+async def ensure_topics(settings: KafkaSettings) -> None:
+    """Create Gavel's topics if they are missing (idempotent)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [NewTopic(name, settings.partitions, settings.replication_factor)
+                   for name in all_topics(settings) if name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass
+            log.info("created topics %s", [t.name for t in missing])
+    finally:
+        await admin.close()
+
+
+def make_producer(settings: KafkaSettings, **overrides: object) -> AIOKafkaProducer:
+    options: dict[str, object] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 2,
+        "request_timeout_ms": 15000,
+    }
+    options.update(overrides)
+    return AIOKafkaProducer(**options)
+
+
+def make_consumer(settings: KafkaSettings, *topics: str, **overrides: object) -> AIOKafkaConsumer:
+    options: dict[str, object] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+    }
+    options.update(overrides)
+    return AIOKafkaConsumer(*topics, **options)

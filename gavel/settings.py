@@ -1,0 +1,126 @@
+"""Settings from ``GAVEL_*`` environment variables, validated at start-up.
+
+Sections map onto variable names: ``GAVEL_DATABASE_URL`` is ``database.url``,
+``GAVEL_KAFKA_BOOTSTRAP_SERVERS`` is ``kafka.bootstrap_servers``, and so on.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "GAVEL_"
+_HOST_PORT = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(validate_default=True, extra="forbid")
+
+
+class DatabaseSettings(Section):
+    url: str = ""
+    pool_min: int = Field(default=2, ge=1)
+    pool_max: int = Field(default=10, ge=1)
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url(cls, value: str) -> str:
+        if not value:
+            raise ValueError("is required (e.g. postgresql://user@127.0.0.1:5432/gavel)")
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must start with postgresql://")
+        return value
+
+
+class KafkaSettings(Section):
+    bootstrap_servers: str = ""
+    topic_group_changes: str = "gavel.group-changes"
+    topic_stack_events: str = "gavel.stack-events"
+    topic_account_events: str = "gavel.account-events"
+    topic_evaluations: str = "gavel.evaluations"
+    topic_dead_letter: str = "gavel.dead-letter"
+    partitions: int = Field(default=4, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+    consumer_group: str = "gavel-evaluators"
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _host_ports(cls, value: str) -> str:
+        if not value:
+            raise ValueError("is required (e.g. 127.0.0.1:9092)")
+        for server in value.split(","):
+            if not _HOST_PORT.match(server.strip()):
+                raise ValueError(f"{server!r} is not host:port")
+        return value
+
+
+class OpaSettings(Section):
+    url: str = ""
+    timeout: float = Field(default=10.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value:
+            raise ValueError("is required (e.g. http://127.0.0.1:8181)")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
+class HttpSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+
+
+class WorkerSettings(Section):
+    concurrency: int = Field(default=16, ge=1, le=1024)
+    shutdown_timeout: float = Field(default=30.0, gt=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        case_sensitive=False,
+        extra="ignore",
+        validate_default=True,
+    )
+
+    database: DatabaseSettings = Field(default_factory=dict)  # type: ignore[arg-type]
+    kafka: KafkaSettings = Field(default_factory=dict)  # type: ignore[arg-type]
+    opa: OpaSettings = Field(default_factory=dict)  # type: ignore[arg-type]
+    http: HttpSettings = Field(default_factory=dict)  # type: ignore[arg-type]
+    worker: WorkerSettings = Field(default_factory=dict)  # type: ignore[arg-type]
+    log_level: str = "INFO"
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return value.upper()
+
+
+class SettingsError(ValueError):
+    """Settings are wrong; the message names every offending variable."""
+
+
+def env_name(loc: tuple[int | str, ...]) -> str:
+    return ENV_PREFIX + "_".join(str(part) for part in loc).upper()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment; raise SettingsError naming each wrong variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = [
+            f"{env_name(tuple(error['loc']))}: {error['msg'].removeprefix('Value error, ')}"
+            for error in exc.errors()
+        ]
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None

@@ -1,0 +1,93 @@
+"""Health, authentication, tokens and the org endpoint through HTTP."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from aiohttp.test_utils import TestClient
+
+from gavel.settings import Settings
+from tests.helpers import auth
+
+
+async def test_healthz_and_readyz(client: TestClient) -> None:
+    assert (await client.get("/healthz")).status == 200
+    resp = await client.get("/readyz")
+    body = await resp.json()
+    assert resp.status == 200, body
+    assert body["checks"] == {"postgres": {"ok": True}, "kafka": {"ok": True},
+                              "opa": {"ok": True}}
+
+
+async def test_org_needs_its_own_token(client: TestClient, new_org) -> None:
+    acme, token = await new_org()
+    _other, other_token = await new_org()
+    resp = await client.get(f"/api/orgs/{acme}", headers=auth(token))
+    assert resp.status == 200
+    assert await resp.json() == {"name": acme}
+
+    resp = await client.get(f"/api/orgs/{acme}")
+    assert resp.status == 401
+    assert (await resp.json())["code"] == 401
+
+    resp = await client.get(f"/api/orgs/{acme}", headers=auth("gvl_not-a-token"))
+    assert resp.status == 401
+
+    foreign = await client.get(f"/api/orgs/{acme}", headers=auth(other_token))
+    missing = await client.get("/api/orgs/no-such-org", headers=auth(other_token))
+    assert foreign.status == missing.status == 404
+    assert await foreign.json() == {"code": 404, "message": f"Organization '{acme}' not found"}
+
+
+async def test_tokens_roles_and_revocation(client: TestClient, new_org) -> None:
+    org, admin = await new_org()
+    resp = await client.post(f"/api/orgs/{org}/tokens", headers=auth(admin),
+                             json={"role": "member", "description": "auditor"})
+    assert resp.status == 201
+    issued = await resp.json()
+    member = issued["token"]
+    assert (await client.get(f"/api/orgs/{org}", headers=auth(member))).status == 200
+    # members read, they do not write
+    resp = await client.post(f"/api/orgs/{org}/tokens", headers=auth(member),
+                             json={"role": "admin"})
+    assert resp.status == 403
+    listed = await (await client.get(f"/api/orgs/{org}/tokens", headers=auth(admin))).json()
+    assert issued["id"] in [t["id"] for t in listed["tokens"]]
+    assert "token" not in listed["tokens"][0]
+
+    resp = await client.delete(f"/api/orgs/{org}/tokens/{issued['id']}", headers=auth(admin))
+    assert resp.status == 204
+    assert (await client.get(f"/api/orgs/{org}", headers=auth(member))).status == 401
+
+
+async def test_token_body_is_validated(client: TestClient, new_org) -> None:
+    org, admin = await new_org()
+    resp = await client.post(f"/api/orgs/{org}/tokens", headers=auth(admin),
+                             json={"role": "owner"})
+    assert resp.status == 400
+    assert "role" in (await resp.json())["message"]
+    resp = await client.post(f"/api/orgs/{org}/tokens", headers=auth(admin),
+                             json={"role": "member", "colour": "red"})
+    assert resp.status == 400
+    assert "colour: unknown field" in (await resp.json())["message"]
+    resp = await client.post(f"/api/orgs/{org}/tokens", headers=auth(admin), data=b"{nope")
+    assert resp.status == 400
+    assert "not valid JSON" in (await resp.json())["message"]
+
+
+def test_cli_org_create_prints_token_last(settings: Settings, pool) -> None:
+    env = {**os.environ, "GAVEL_DATABASE_URL": settings.database.url,
+           "GAVEL_KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+           "GAVEL_OPA_URL": settings.opa.url}
+    name = f"cli-{os.getpid()}"
+    result = subprocess.run([sys.executable, "-m", "gavel.cli", "org", "create", name],
+                            capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip().splitlines()[-1]
+    assert token.startswith("gvl_")
+    again = subprocess.run([sys.executable, "-m", "gavel.cli", "org", "create", name],
+                           capture_output=True, text=True, env=env, timeout=60)
+    assert again.returncode == 1
+    assert "already exists" in again.stderr

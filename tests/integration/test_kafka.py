@@ -1,0 +1,66 @@
+"""The real Kafka broker: produce, consume in a consumer group, commit the offset."""
+
+from __future__ import annotations
+
+import uuid
+
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from gavel.kafka import ensure_topics, make_consumer, make_producer
+from gavel.settings import Settings
+
+
+async def test_topics_are_created_idempotently(settings: Settings) -> None:
+    await ensure_topics(settings.kafka)
+    await ensure_topics(settings.kafka)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        topics = set(await admin.list_topics())
+    finally:
+        await admin.close()
+    assert settings.kafka.topic_stack_events in topics
+    assert settings.kafka.topic_group_changes in topics
+
+
+async def test_produce_consume_and_commit(settings: Settings) -> None:
+    topic = f"it-{uuid.uuid4().hex[:8]}"
+    group = f"it-group-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, 1, 1)])
+    await admin.close()
+
+    producer = make_producer(settings.kafka)
+    await producer.start()
+    try:
+        for i in range(3):
+            await producer.send_and_wait(topic, key=b"k", value=f"v{i}".encode())
+    finally:
+        await producer.stop()
+
+    consumer = make_consumer(settings.kafka, topic, group_id=group)
+    await consumer.start()
+    try:
+        batch = await consumer.getmany(timeout_ms=10000, max_records=3)
+        while sum(len(m) for m in batch.values()) < 3:
+            more = await consumer.getmany(timeout_ms=10000)
+            assert more, "expected three messages"
+            for tp, msgs in more.items():
+                batch.setdefault(tp, []).extend(msgs)
+        values = [m.value for msgs in batch.values() for m in msgs]
+        assert values == [b"v0", b"v1", b"v2"]
+        await consumer.commit()
+        assert await consumer.committed(TopicPartition(topic, 0)) == 3
+    finally:
+        await consumer.stop()
+
+    # a new member of the same group resumes after the committed offset
+    again = make_consumer(settings.kafka, topic, group_id=group)
+    await again.start()
+    try:
+        assert await again.committed(TopicPartition(topic, 0)) == 3
+        assert await again.getmany(timeout_ms=1500) == {}
+    finally:
+        await again.stop()

@@ -1,0 +1,1 @@
+"""Gavel's workers: the group index and the evaluation consumers."""
