@@ -5,12 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from api.handlers import health, orgs
+from api.openapi import openapi_json
 
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_routes([
         web.get("/healthz", health.healthz),
         web.get("/readyz", health.readyz),
+        web.get("/api/openapi.json", openapi_json),
         web.get("/api/orgs/{org}", orgs.get_org),
         web.get("/api/orgs/{org}/tokens", orgs.list_tokens),
         web.post("/api/orgs/{org}/tokens", orgs.create_token),
