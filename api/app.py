@@ -10,6 +10,7 @@ from aiohttp import web
 
 from api.auth import auth_middleware
 from api.errors import error_middleware
+from api.evaluation_waiters import evaluation_waiters
 from api.keys import OPA, POOL, SETTINGS
 from api.outbox_relay import OutboxRelay
 from api.routes import setup_routes
@@ -47,6 +48,7 @@ def create_app(settings: Settings, *, with_relay: bool = True) -> web.Applicatio
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_postgres)
     app.cleanup_ctx.append(_opa)
+    app.cleanup_ctx.append(evaluation_waiters)
     if with_relay:
         app.cleanup_ctx.append(_outbox_relay)
     setup_routes(app)

@@ -8,6 +8,8 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from gavel.names import InvalidName
+
 log = logging.getLogger(__name__)
 
 
@@ -52,6 +54,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as exc:
         return error_response(exc.status, exc.message)
+    except InvalidName as exc:
+        return error_response(400, str(exc))
     except web.HTTPRequestEntityTooLarge as exc:
         return error_response(400, f"request body exceeds the limit of {exc.max_size} bytes")
     except web.HTTPException as exc:

@@ -45,6 +45,9 @@ class EventBase(BaseModel):
     occurredAt: datetime
     evaluationId: uuid.UUID
     resources: list[Resource]
+    # the org's policy group revision when the event was accepted: the worker evaluates
+    # it against groups at least that new
+    groupRevision: int | None = Field(default=None, ge=0)
 
 
 class StackEvent(EventBase):

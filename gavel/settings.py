@@ -97,6 +97,8 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=dict)  # type: ignore[arg-type]
     worker: WorkerSettings = Field(default_factory=dict)  # type: ignore[arg-type]
     log_level: str = "INFO"
+    # evaluate an errored pack as passing instead of blocking (fail-closed by default)
+    fail_open: bool = False
 
     @field_validator("log_level")
     @classmethod

@@ -4,15 +4,73 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 
-from gavel.kafka import ensure_topics
+import aiohttp
+
+from gavel.db import pool_context
+from gavel.kafka import ensure_topics, make_consumer, make_producer
 from gavel.settings import Settings
+from worker.consumer import EvaluationLoop
+from worker.dead_letters import DeadLetters
+from worker.evaluate import Evaluator
+from worker.group_sync import GroupSync
+from worker.index import GroupIndex
+from worker.opa_runtime import OpaRuntime, OpaUnavailable, PackCatalog
+from worker.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
 
+@asynccontextmanager
+async def _started(component: object) -> AsyncIterator[None]:
+    await component.start()  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        await component.stop()  # type: ignore[attr-defined]
+
+
+async def _opa_version(runtime: OpaRuntime, stop: asyncio.Event) -> str:
+    delay = 0.5
+    while True:
+        try:
+            return await runtime.fetch_version()
+        except OpaUnavailable as exc:
+            if stop.is_set():
+                raise
+            log.warning("%s; waiting %.1fs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5)
+
+
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     await ensure_topics(settings.kafka)
-    log.info("worker started")
-    await stop.wait()
-    log.info("worker stopped")
+    async with AsyncExitStack() as stack:
+        pool = await stack.enter_async_context(pool_context(settings.database))
+        session = await stack.enter_async_context(aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=max(8, settings.worker.concurrency)),
+            timeout=aiohttp.ClientTimeout(total=settings.opa.timeout)))
+        runtime = OpaRuntime(session, settings.opa.url)
+        opa_version = await _opa_version(runtime, stop)
+        producer = make_producer(settings.kafka)
+        await stack.enter_async_context(_started(producer))
+        groups = GroupSync(pool, settings.kafka, GroupIndex())
+        await stack.enter_async_context(_started(groups))
+        consumer = make_consumer(
+            settings.kafka, group_id=settings.kafka.consumer_group,
+            max_poll_records=settings.worker.concurrency * 2,
+            session_timeout_ms=30000, heartbeat_interval_ms=3000)
+        await stack.enter_async_context(_started(consumer))
+        pipeline = Pipeline(settings, pool, producer, groups,
+                            Evaluator(PackCatalog(pool), runtime),
+                            DeadLetters(pool, producer, settings.kafka.topic_dead_letter),
+                            opa_version)
+        loop = EvaluationLoop(
+            consumer, [settings.kafka.topic_stack_events, settings.kafka.topic_account_events],
+            pipeline.handle, pipeline.give_up, settings.worker.concurrency,
+            settings.worker.shutdown_timeout)
+        log.info("worker started (OPA %s, concurrency %d)", opa_version,
+                 settings.worker.concurrency)
+        await loop.run(stop)

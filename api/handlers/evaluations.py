@@ -1,0 +1,51 @@
+"""Reading evaluations, with long-polling for CI gates."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+
+from aiohttp import web
+
+from api.errors import BadRequest, NotFound
+from api.evaluation_waiters import WAITERS
+from api.json import json_response
+from api.keys import POOL, principal
+from gavel.evaluations import load_evaluation
+
+MAX_WAIT = 120.0
+RECHECK = 1.0  # re-read even without a notification, in case one was lost
+
+
+def _wait_seconds(request: web.Request) -> float:
+    raw = request.query.get("wait", "0")
+    try:
+        wait = float(raw)
+    except ValueError:
+        raise BadRequest(f"wait: {raw!r} is not a number of seconds") from None
+    if not 0 <= wait <= MAX_WAIT:
+        raise BadRequest(f"wait: must be between 0 and {MAX_WAIT:.0f} seconds")
+    return wait
+
+
+async def get_evaluation(request: web.Request) -> web.Response:
+    try:
+        evaluation_id = uuid.UUID(request.match_info["id"])
+    except ValueError:
+        raise NotFound(f"Evaluation '{request.match_info['id']}' not found") from None
+    wait = _wait_seconds(request)
+    me = principal(request)
+    pool = request.app[POOL]
+    deadline = time.monotonic() + wait
+    while True:
+        with request.app[WAITERS].waiter(str(evaluation_id)) as finished:
+            document = await load_evaluation(pool, me.org_id, me.org_name, evaluation_id)
+            if document is None:
+                raise NotFound(f"Evaluation '{evaluation_id}' not found")
+            remaining = deadline - time.monotonic()
+            if document["status"] == "finished" or remaining <= 0:
+                return json_response(document)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished, min(remaining, RECHECK))

@@ -1,0 +1,142 @@
+"""The evaluation consumer loop: poll, hand messages on, react to rebalances.
+
+Work runs as tasks capped by ``GAVEL_WORKER_CONCURRENCY``; when the cap is reached
+the assigned partitions are paused instead of buffering. Offsets are committed only
+up to the lowest message still in flight, i.e. only what is stored in Postgres.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from worker.dead_letters import DeadLetterBurst
+from worker.offsets import OffsetTracker
+
+log = logging.getLogger(__name__)
+Handler = Callable[[ConsumerRecord], Awaitable[None]]
+FailedHandler = Callable[[ConsumerRecord, str], Awaitable[None]]
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, loop: EvaluationLoop) -> None:
+        self._loop = loop
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._loop.release(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info("assigned %s", sorted(f"{tp.topic}:{tp.partition}" for tp in assigned))
+
+
+class EvaluationLoop:
+    def __init__(self, consumer: AIOKafkaConsumer, topics: list[str], handle: Handler,
+                 give_up: FailedHandler, concurrency: int, shutdown_timeout: float,
+                 attempts: int = 5) -> None:
+        self._consumer = consumer
+        self._topics = topics
+        self._handle = handle
+        self._give_up = give_up
+        self._concurrency = concurrency
+        self._shutdown_timeout = shutdown_timeout
+        self._attempts = attempts
+        self._offsets = OffsetTracker()
+        self._tasks: dict[asyncio.Task[None], TopicPartition] = {}
+        self._fatal: BaseException | None = None
+        self.finished = self.failed = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self._consumer.subscribe(self._topics, listener=_Rebalance(self))
+        paused = False
+        try:
+            while not stop.is_set():
+                if self._fatal is not None:
+                    raise self._fatal
+                saturated = len(self._tasks) >= self._concurrency
+                if saturated != paused:
+                    assignment = self._consumer.assignment()
+                    (self._consumer.pause if saturated else self._consumer.resume)(*assignment)
+                    paused = saturated
+                room = max(1, self._concurrency - len(self._tasks))
+                batch = await self._consumer.getmany(timeout_ms=100, max_records=room)
+                for tp, messages in batch.items():
+                    for message in messages:
+                        self._start(tp, message)
+                await self.commit()
+        finally:
+            await self._drain()
+
+    def _start(self, tp: TopicPartition, message: ConsumerRecord) -> None:
+        self._offsets.started(tp, message.offset)
+        task = asyncio.create_task(self._process(message))
+        self._tasks[task] = tp
+        task.add_done_callback(lambda t, m=message: self._done(t, m))
+
+    def _done(self, task: asyncio.Task[None], message: ConsumerRecord) -> None:
+        tp = self._tasks.pop(task)
+        if task.cancelled():
+            return  # not finished: stays uncommitted and is redelivered
+        if task.exception() is not None:
+            self._fatal = task.exception()
+            return
+        self._offsets.finished(tp, message.offset)
+
+    async def _process(self, message: ConsumerRecord) -> None:
+        delay = 0.2
+        for attempt in range(1, self._attempts + 1):
+            try:
+                await self._handle(message)
+                self.finished += 1
+                return
+            except DeadLetterBurst:
+                raise
+            except Exception as exc:
+                if attempt == self._attempts:
+                    log.exception("giving up on %s:%d@%d", message.topic, message.partition,
+                                  message.offset)
+                    self.failed += 1
+                    await self._give_up(message, f"processing failed: {exc!r}")
+                    return
+                log.warning("processing %s:%d@%d failed (%r); retry %d in %.1fs",
+                            message.topic, message.partition, message.offset, exc, attempt,
+                            delay)
+                await asyncio.sleep(delay)
+                delay *= 2
+
+    async def commit(self, only: set[TopicPartition] | None = None) -> None:
+        offsets = self._offsets.to_commit(only)
+        if offsets:
+            await self._consumer.commit(offsets)
+            self._offsets.committed(offsets)
+
+    async def release(self, revoked: set[TopicPartition]) -> None:
+        """On revocation: finish what is in flight for those partitions (bounded), commit."""
+        waiting = [t for t, tp in self._tasks.items() if tp in revoked]
+        if waiting:
+            _, late = await asyncio.wait(waiting, timeout=self._shutdown_timeout)
+            for task in late:
+                task.cancel()
+        try:
+            await self.commit(revoked)
+        except Exception as exc:
+            log.warning("commit on revocation failed (%r); the work will be redelivered", exc)
+        self._offsets.forget(revoked)
+
+    async def _drain(self) -> None:
+        tasks = list(self._tasks)
+        late: set[asyncio.Task[None]] = set()
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=self._shutdown_timeout)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        try:
+            await self.commit()
+        except Exception as exc:
+            log.warning("final commit failed (%r); unfinished work will be redelivered", exc)
+        log.info("evaluation loop stopped: %d finished, %d failed, %d abandoned",
+                 self.finished, self.failed, len(late))

@@ -1,0 +1,53 @@
+"""Dead letters: a Kafka topic and a Postgres row for every event we cannot use.
+
+A burst where most recent messages are bad (a broken producer deployed) stops the
+worker loudly instead of quietly dead-lettering everything.
+"""
+
+from __future__ import annotations
+
+import collections
+
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+
+
+class DeadLetterBurst(RuntimeError):
+    pass
+
+
+class BurstGuard:
+    def __init__(self, window: int = 200, max_ratio: float = 0.5, min_bad: int = 50) -> None:
+        self._recent: collections.deque[bool] = collections.deque(maxlen=window)
+        self._max_ratio = max_ratio
+        self._min_bad = min_bad
+
+    def record(self, bad: bool) -> None:
+        self._recent.append(bad)
+        bad_count = sum(self._recent)
+        if bad_count >= self._min_bad and bad_count / len(self._recent) > self._max_ratio:
+            raise DeadLetterBurst(
+                f"{bad_count} of the last {len(self._recent)} messages were dead-lettered; "
+                "stopping instead of dead-lettering everything (check the producers)")
+
+
+class DeadLetters:
+    def __init__(self, pool: asyncpg.Pool, producer: AIOKafkaProducer, topic: str) -> None:
+        self._pool = pool
+        self._producer = producer
+        self._topic = topic
+        self.count = 0
+
+    async def send(self, message: ConsumerRecord, error: str) -> None:
+        await self._pool.execute(
+            """INSERT INTO dead_letters (topic, partition, "offset", key, value, error)
+               VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""",
+            message.topic, message.partition, message.offset, message.key, message.value, error)
+        envelope = {"topic": message.topic, "partition": message.partition,
+                    "offset": message.offset, "error": error,
+                    "value": (message.value or b"").decode("utf-8", errors="replace")}
+        await self._producer.send_and_wait(self._topic, key=message.key,
+                                           value=orjson.dumps(envelope))
+        self.count += 1

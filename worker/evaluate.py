@@ -1,0 +1,108 @@
+"""Evaluate one event: every applicable pack in OPA, concurrently (bounded)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from gavel.enforcement import effective_level, policy_values
+from worker.index import Applicable
+from worker.opa_runtime import OpaRuntime, OpaUnavailable, PackCatalog, PackFailed
+from worker.outcome import PackVerdict
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Violation:
+    groups: list[str]
+    pack: str
+    pack_version: int
+    version_tag: str
+    policy: str
+    level: str
+    urn: str | None
+    message: str
+    details: Any
+
+
+@dataclass(slots=True)
+class PackResult:
+    applicable: Applicable
+    duration_ms: float = 0.0
+    decision_id: str | None = None
+    error: str | None = None
+    violations: list[Violation] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> PackVerdict:
+        return PackVerdict(self.applicable.groups, frozenset(v.level for v in self.violations),
+                           self.error is not None)
+
+    def provenance(self, opa_version: str) -> dict[str, Any]:
+        a = self.applicable
+        return {"name": a.pack, "version": a.version, "versionTag": a.version_tag,
+                "groups": [{"name": g.name, "mode": g.mode} for g in a.groups],
+                "opaVersion": opa_version, "decisionId": self.decision_id,
+                "durationMs": round(self.duration_ms, 3),
+                "status": "error" if self.error else "ok", "error": self.error,
+                "violations": len(self.violations)}
+
+
+class Evaluator:
+    def __init__(self, catalog: PackCatalog, runtime: OpaRuntime, pack_concurrency: int = 8,
+                 retry_max_delay: float = 5.0) -> None:
+        self._catalog = catalog
+        self._runtime = runtime
+        self._limit = asyncio.Semaphore(pack_concurrency)
+        self._retry_max_delay = retry_max_delay
+        self.opa_down = False
+
+    async def evaluate(self, applicables: tuple[Applicable, ...],
+                       base_input: dict[str, Any]) -> list[PackResult]:
+        return list(await asyncio.gather(*(self._one(a, base_input) for a in applicables)))
+
+    async def _one(self, applicable: Applicable, base_input: dict[str, Any]) -> PackResult:
+        result = PackResult(applicable)
+        delay = 0.2
+        while True:
+            try:
+                async with self._limit:
+                    await self._run(result, base_input)
+                self.opa_down = False
+                return result
+            except OpaUnavailable as exc:
+                # the event waits for OPA; it is never skipped
+                self.opa_down = True
+                log.warning("%s; retrying pack %s in %.1fs", exc, applicable.pack, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._retry_max_delay)
+            except PackFailed as exc:
+                result.error = str(exc)
+                return result
+
+    async def _run(self, result: PackResult, base_input: dict[str, Any]) -> None:
+        applicable = result.applicable
+        pack = await self._catalog.get(applicable.version_id)
+        levels = {p.slug: effective_level(applicable.config, p.name, p.default_level)
+                  for p in pack.policies}
+        enabled = [p for p in pack.policies if levels[p.slug] != "disabled"]
+        if not enabled:
+            return
+        input_doc = {**base_input,
+                     "policies": [p.slug for p in enabled],
+                     "configs": {p.slug: policy_values(applicable.config, p.name)
+                                 for p in enabled}}
+        found, decision_id, elapsed = await self._runtime.evaluate(pack, input_doc)
+        result.duration_ms, result.decision_id = elapsed, decision_id
+        groups = [g.name for g in applicable.groups]
+        for policy in enabled:
+            for item in found.get(policy.slug, []):
+                item = item if isinstance(item, dict) else {"message": str(item)}
+                result.violations.append(Violation(
+                    groups=groups, pack=applicable.pack, pack_version=applicable.version,
+                    version_tag=applicable.version_tag, policy=policy.name,
+                    level=levels[policy.slug], urn=item.get("urn"),
+                    message=str(item.get("message", "")), details=item.get("details")))
