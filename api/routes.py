@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from api.handlers import health, orgs
+from api.handlers import health, orgs, policypacks
 from api.openapi import openapi_json
 
 
@@ -17,4 +17,10 @@ def setup_routes(app: web.Application) -> None:
         web.get("/api/orgs/{org}/tokens", orgs.list_tokens),
         web.post("/api/orgs/{org}/tokens", orgs.create_token),
         web.delete("/api/orgs/{org}/tokens/{token_id}", orgs.revoke_token),
+        web.get("/api/orgs/{org}/policypacks", policypacks.list_policy_packs),
+        web.post("/api/orgs/{org}/policypacks", policypacks.publish_pack),
+        web.get("/api/orgs/{org}/policypacks/{name}/versions/{version}",
+                policypacks.get_version),
+        web.delete("/api/orgs/{org}/policypacks/{name}/versions/{version}",
+                   policypacks.delete_version),
     ])

@@ -11,9 +11,9 @@ from typing import Any
 from aiohttp import web
 
 from api.json import json_response
-from api.openapi import core
+from api.openapi import core, policypacks
 
-_MODULES = [core]
+_MODULES = [core, policypacks]
 
 
 def build_document() -> dict[str, Any]:
