@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -14,6 +16,8 @@ from gavel.opa import opa_client
 from gavel.rego import place_module, policy_id, policy_package
 from gavel.settings import Settings
 from tests.helpers import auth
+
+EXAMPLE_PACK = Path(__file__).resolve().parents[2] / "examples" / "aws-baseline.json"
 
 PUBLIC_BUCKET = """package acme.buckets
 
@@ -324,3 +328,14 @@ async def test_members_read_and_other_orgs_see_nothing(client: TestClient, new_o
         assert await resp.json() == {"code": 404,
                                      "message": f"Organization '{org}' not found"}
     assert (await listed(client, org, admin))[0]["versions"] == [1]
+
+
+async def test_example_pack_publishes(client: TestClient, new_org) -> None:
+    org, token = await new_org()
+    body = json.loads(EXAMPLE_PACK.read_text())
+    assert await publish(client, org, token, body) == (
+        201, {"name": "aws-baseline", "version": 1, "versionTag": body["versionTag"]})
+    resp = await client.get(f"/api/orgs/{org}/policypacks/aws-baseline/versions/1",
+                            headers=auth(token))
+    assert (await resp.json())["policies"] == [{"configSchema": None, **policy}
+                                               for policy in body["policies"]]
