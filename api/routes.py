@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from api.handlers import health, orgs, policypacks
+from api.handlers import (
+    accounts,
+    health,
+    orgs,
+    policygroups,
+    policypacks,
+    stacks,
+)
 from api.openapi import openapi_json
 
 
@@ -17,6 +24,24 @@ def setup_routes(app: web.Application) -> None:
         web.get("/api/orgs/{org}/tokens", orgs.list_tokens),
         web.post("/api/orgs/{org}/tokens", orgs.create_token),
         web.delete("/api/orgs/{org}/tokens/{token_id}", orgs.revoke_token),
+        # metadata before {group}: aiohttp matches routes in the order they are added
+        web.get("/api/orgs/{org}/policygroups/metadata", policygroups.metadata),
+        web.get("/api/orgs/{org}/policygroups", policygroups.list_groups),
+        web.post("/api/orgs/{org}/policygroups", policygroups.create_group),
+        web.get("/api/orgs/{org}/policygroups/{group}", policygroups.get_group),
+        web.patch("/api/orgs/{org}/policygroups/{group}", policygroups.update_group),
+        web.delete("/api/orgs/{org}/policygroups/{group}", policygroups.delete_group),
+        web.patch("/api/orgs/{org}/policygroups/{group}/batch",
+                  policygroups.batch_update_group),
+        web.put("/api/stacks/{org}/{project}/{stack}", stacks.register_stack),
+        web.get("/api/stacks/{org}/{project}/{stack}", stacks.get_stack),
+        web.get("/api/stacks/{org}/{project}/{stack}/policygroups",
+                stacks.stack_policy_groups),
+        web.get("/api/orgs/{org}/stacks", stacks.list_stacks),
+        web.post("/api/orgs/{org}/accounts", accounts.create_account),
+        web.get("/api/orgs/{org}/accounts", accounts.list_accounts),
+        web.get("/api/orgs/{org}/accounts/{name}", accounts.get_account),
+        web.delete("/api/orgs/{org}/accounts/{name}", accounts.delete_account),
         web.get("/api/orgs/{org}/policypacks", policypacks.list_policy_packs),
         web.post("/api/orgs/{org}/policypacks", policypacks.publish_pack),
         web.get("/api/orgs/{org}/policypacks/{name}/versions/{version}",

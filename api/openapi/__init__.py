@@ -11,9 +11,9 @@ from typing import Any
 from aiohttp import web
 
 from api.json import json_response
-from api.openapi import core, policypacks
+from api.openapi import core, policygroups, policypacks, stacks
 
-_MODULES = [core, policypacks]
+_MODULES = [core, policypacks, policygroups, stacks]
 
 
 def build_document() -> dict[str, Any]:

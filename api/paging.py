@@ -1,0 +1,62 @@
+"""JSON:API-style paging of our own lists: ``page[number]`` (from 0), ``page[size]``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from api.errors import BadRequest
+
+DEFAULT_SIZE = 100
+MAX_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class Page:
+    number: int
+    size: int
+
+    @property
+    def offset(self) -> int:
+        return self.number * self.size
+
+
+def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name}: must be an integer (got {raw[:20]!r})") from None
+    if not low <= value <= high:
+        raise BadRequest(f"{name}: must be between {low} and {high} (got {value})")
+    return value
+
+
+def requested_page(request: web.Request) -> Page:
+    return Page(number=_int_param(request, "page[number]", 0, 0, 10_000_000),
+                size=_int_param(request, "page[size]", DEFAULT_SIZE, 1, MAX_SIZE))
+
+
+def paging_fields(request: web.Request, page: Page, total: int) -> dict[str, Any]:
+    """``links`` and ``meta.page`` as in the Datadog seed."""
+    last = max(0, (total - 1) // page.size)
+    next_number = page.number + 1 if page.number < last else None
+    prev_number = page.number - 1 if 0 < page.number <= last + 1 else None
+
+    def link(number: int | None) -> str | None:
+        if number is None:
+            return None
+        query = {**request.query, "page[number]": str(number), "page[size]": str(page.size)}
+        return str(request.rel_url.with_query(query))
+
+    return {
+        "links": {"self": link(page.number), "first": link(0), "last": link(last),
+                  "next": link(next_number), "prev": link(prev_number)},
+        "meta": {"page": {"type": "number_size", "number": page.number, "size": page.size,
+                          "total": total, "first_number": 0, "last_number": last,
+                          "next_number": next_number, "prev_number": prev_number}},
+    }

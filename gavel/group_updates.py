@@ -1,0 +1,182 @@
+"""PATCH and batch updates of a policy group: all of them or none, one event.
+
+The group row is locked first, so concurrent updates of one group queue up; the
+org row (locked by ``record_group_change``) is always taken last, which keeps the
+lock order the same in every transaction.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from gavel.domain_errors import ConflictError, DomainError, InvalidError, NotFoundError
+from gavel.enforcement import ConfigError
+from gavel.group_snapshot import record_group_change
+from gavel.pack_config import validated_config
+from gavel.policy_group_models import (
+    InsightsAccountReference,
+    PolicyGroupUpdate,
+    PolicyPackReference,
+    StackReference,
+)
+from gavel.policy_groups import GroupRow, find_group
+
+
+async def update_group(pool: asyncpg.Pool, org_id: int, name: str,
+                       updates: list[PolicyGroupUpdate], topic: str, *,
+                       batch: bool = False) -> int:
+    """Apply ``updates`` in order in one transaction; return the new org revision."""
+    for index, update in enumerate(updates):
+        if update.is_empty():
+            raise InvalidError(f"{_where(index, batch)}the update names no change")
+    async with pool.acquire() as conn, conn.transaction():
+        group = await find_group(conn, org_id, name, for_update=True)
+        renamed = False
+        for index, update in enumerate(updates):
+            try:
+                group, did_rename = await _apply(conn, org_id, group, update)
+            except DomainError as exc:
+                raise exc.prefixed(_where(index, batch)) from None
+            renamed = renamed or did_rename
+        return await record_group_change(conn, org_id, group.id,
+                                         "renamed" if renamed else "updated", topic)
+
+
+def _where(index: int, batch: bool) -> str:
+    return f"update {index}: " if batch else ""
+
+
+async def _apply(conn: asyncpg.Connection, org_id: int, group: GroupRow,
+                 update: PolicyGroupUpdate) -> tuple[GroupRow, bool]:
+    # Removals first, so that "remove X, add X" in one request ends with X present.
+    if update.removePolicyPack:
+        await _remove_pack(conn, org_id, group, update.removePolicyPack)
+    if update.addPolicyPack:
+        await _add_pack(conn, org_id, group, update.addPolicyPack)
+    if update.removeStack:
+        await _set_stack(conn, org_id, group, update.removeStack, "removeStack", member=False)
+    if update.addStack:
+        await _set_stack(conn, org_id, group, update.addStack, "addStack", member=True)
+    if update.removeInsightsAccount:
+        await _set_account(conn, org_id, group, update.removeInsightsAccount,
+                           "removeInsightsAccount", member=False)
+    if update.addInsightsAccount:
+        await _set_account(conn, org_id, group, update.addInsightsAccount,
+                           "addInsightsAccount", member=True)
+    if update.agentPoolId is not None:
+        await conn.execute(
+            "UPDATE policy_groups SET agent_pool_id = NULLIF($2, ''), updated_at = now() "
+            "WHERE id = $1", group.id, update.agentPoolId)
+    if update.newName is not None and update.newName != group.name:
+        return await _rename(conn, org_id, group, update.newName), True
+    return group, False
+
+
+async def _rename(conn: asyncpg.Connection, org_id: int, group: GroupRow,
+                  new_name: str) -> GroupRow:
+    if group.is_org_default:
+        raise InvalidError("newName: Cannot rename the default Policy Group")
+    taken = await conn.fetchval(
+        "SELECT 1 FROM policy_groups WHERE org_id = $1 AND name = $2", org_id, new_name)
+    if taken:
+        raise ConflictError(f"newName: Policy Group '{new_name}' already exists")
+    await conn.execute("UPDATE policy_groups SET name = $2, updated_at = now() WHERE id = $1",
+                       group.id, new_name)
+    return GroupRow(group.id, new_name, group.entity_type, group.mode, group.is_org_default)
+
+
+def _require_entity_type(group: GroupRow, wanted: str, field: str) -> None:
+    if group.entity_type != wanted:
+        raise InvalidError(f"{field}: Policy Group '{group.name}' applies to "
+                           f"{group.entity_type}, not {wanted}")
+
+
+async def _set_stack(conn: asyncpg.Connection, org_id: int, group: GroupRow,
+                     ref: StackReference, field: str, *, member: bool) -> None:
+    _require_entity_type(group, "stacks", field)
+    stack_id = await conn.fetchval(
+        "SELECT id FROM stacks WHERE org_id = $1 AND project = $2 AND name = $3",
+        org_id, ref.routingProject, ref.name)
+    if stack_id is None:
+        raise NotFoundError(f"{field}: Stack '{ref.routingProject}/{ref.name}' not found")
+    if member:
+        await conn.execute("INSERT INTO policy_group_stacks (group_id, stack_id) "
+                           "VALUES ($1, $2) ON CONFLICT DO NOTHING", group.id, stack_id)
+    else:
+        await conn.execute("DELETE FROM policy_group_stacks WHERE group_id = $1 "
+                           "AND stack_id = $2", group.id, stack_id)
+
+
+async def _set_account(conn: asyncpg.Connection, org_id: int, group: GroupRow,
+                       ref: InsightsAccountReference, field: str, *, member: bool) -> None:
+    _require_entity_type(group, "accounts", field)
+    row = await conn.fetchrow(
+        "SELECT id, account_id FROM accounts WHERE org_id = $1 AND name = $2",
+        org_id, ref.name)
+    if row is None or (ref.id is not None and ref.id != row["account_id"]):
+        raise NotFoundError(f"{field}: Account '{ref.name}' not found")
+    if member:
+        await conn.execute("INSERT INTO policy_group_accounts (group_id, account_id) "
+                           "VALUES ($1, $2) ON CONFLICT DO NOTHING", group.id, row["id"])
+    else:
+        await conn.execute("DELETE FROM policy_group_accounts WHERE group_id = $1 "
+                           "AND account_id = $2", group.id, row["id"])
+
+
+async def _find_pack(conn: asyncpg.Connection, org_id: int, name: str, field: str) -> int:
+    pack_id = await conn.fetchval(
+        "SELECT id FROM policy_packs WHERE org_id = $1 AND name = $2", org_id, name)
+    if pack_id is None:
+        raise NotFoundError(f"{field}: Policy Pack '{name}' not found")
+    return int(pack_id)
+
+
+async def _find_version(conn: asyncpg.Connection, pack_id: int,
+                        ref: PolicyPackReference) -> asyncpg.Record:
+    """The version named by ``version``, or by ``versionTag`` when version is 0."""
+    select = "SELECT id, version, version_tag, policies FROM policy_pack_versions "
+    if ref.version:
+        row = await conn.fetchrow(select + "WHERE pack_id = $1 AND version = $2",
+                                  pack_id, ref.version)
+        if row is None:
+            raise NotFoundError(f"addPolicyPack: Policy Pack '{ref.name}' version "
+                                f"{ref.version} not found")
+        if ref.versionTag and ref.versionTag != row["version_tag"]:
+            raise InvalidError(f"addPolicyPack.versionTag: version {ref.version} of Policy "
+                               f"Pack '{ref.name}' is tagged '{row['version_tag']}', "
+                               f"not '{ref.versionTag}'")
+        return row
+    if not ref.versionTag:
+        raise InvalidError("addPolicyPack: give a version or a versionTag")
+    row = await conn.fetchrow(select + "WHERE pack_id = $1 AND version_tag = $2",
+                              pack_id, ref.versionTag)
+    if row is None:
+        raise NotFoundError(f"addPolicyPack: Policy Pack '{ref.name}' versionTag "
+                            f"'{ref.versionTag}' not found")
+    return row
+
+
+async def _add_pack(conn: asyncpg.Connection, org_id: int, group: GroupRow,
+                    ref: PolicyPackReference) -> None:
+    pack_id = await _find_pack(conn, org_id, ref.name, "addPolicyPack")
+    version = await _find_version(conn, pack_id, ref)
+    try:
+        config = validated_config(ref.config, version["policies"])
+    except ConfigError as exc:
+        raise InvalidError(f"addPolicyPack.{exc}") from None
+    # A pack appears once per group: adding it again replaces version and config.
+    await conn.execute(
+        """INSERT INTO policy_group_packs (group_id, pack_id, pack_version_id, config,
+                                           environments)
+           VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (group_id, pack_id) DO UPDATE
+           SET pack_version_id = EXCLUDED.pack_version_id, config = EXCLUDED.config,
+               environments = EXCLUDED.environments, added_at = now()""",
+        group.id, pack_id, version["id"], config, ref.environments or [])
+
+
+async def _remove_pack(conn: asyncpg.Connection, org_id: int, group: GroupRow,
+                       ref: PolicyPackReference) -> None:
+    pack_id = await _find_pack(conn, org_id, ref.name, "removePolicyPack")
+    await conn.execute("DELETE FROM policy_group_packs WHERE group_id = $1 AND pack_id = $2",
+                       group.id, pack_id)
