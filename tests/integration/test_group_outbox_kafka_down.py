@@ -1,0 +1,110 @@
+"""With Kafka unreachable, group changes wait in the outbox; once it is back they
+arrive in order, each once.
+
+Runs in a database of its own: the relay of the session's API app holds the relay
+lock of the session database and would publish the rows itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest_asyncio
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from api.outbox_relay import OutboxRelay
+from gavel.db import create_pool
+from gavel.group_updates import update_group
+from gavel.migrations import migrate
+from gavel.orgs import create_org
+from gavel.outbox import backlog
+from gavel.policy_group_models import NewPolicyGroup, PolicyGroupUpdate
+from gavel.policy_groups import create_group
+from gavel.settings import KafkaSettings, Settings
+from tests.group_events import org_events
+
+
+@pytest_asyncio.fixture
+async def own_database(stack_env: dict[str, str]) -> AsyncIterator[str]:
+    base = stack_env["GAVEL_DATABASE_URL"]
+    name = f"gavel_test_outbox_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(base)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = base.rsplit("/", 1)[0] + f"/{name}"
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    yield url
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def make_changes(pool: asyncpg.Pool, topic: str) -> str:
+    org = f"org-{uuid.uuid4().hex[:8]}"
+    org_id, _ = await create_org(pool, org)
+    await create_group(pool, org_id, NewPolicyGroup(name="g"), topic)
+    for i in range(19):
+        await update_group(pool, org_id, "g", [PolicyGroupUpdate(agentPoolId=f"pool-{i}")],
+                           topic)
+    return org
+
+
+@contextlib.asynccontextmanager
+async def running(relay: OutboxRelay) -> AsyncIterator[None]:
+    task = asyncio.create_task(relay.run())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_changes_wait_for_kafka_and_arrive_once_in_order(
+        own_database: str, settings: Settings) -> None:
+    topic = f"test-outbox-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 1, 1)])
+    finally:
+        await admin.close()
+    pool = await create_pool(settings.database.model_copy(update={"url": own_database}))
+    try:
+        down = KafkaSettings(bootstrap_servers=f"127.0.0.1:{closed_port()}")
+        dead_relay = OutboxRelay(pool, own_database, down, sweep_interval=0.2)
+        async with running(dead_relay):
+            org = await make_changes(pool, topic)
+            await asyncio.sleep(3)
+            assert dead_relay.published == 0
+            assert await backlog(pool) == 20
+
+        live_relay = OutboxRelay(pool, own_database, settings.kafka, sweep_interval=0.2)
+        async with running(live_relay):
+            for _ in range(300):
+                if await backlog(pool) == 0:
+                    break
+                await asyncio.sleep(0.1)
+            assert await backlog(pool) == 0
+        assert live_relay.published == 20
+    finally:
+        await pool.close()
+
+    events = await org_events(settings.kafka, topic, org, 20)
+    assert [e["revision"] for e in events] == list(range(1, 21))
+    assert [e["change"] for e in events] == ["created"] + ["updated"] * 19
+    assert [e["group"]["agentPoolId"] for e in events[1:]] == [f"pool-{i}" for i in range(19)]
+    assert len({e["eventId"] for e in events}) == 20
