@@ -9,7 +9,7 @@ import asyncpg
 from pydantic import Field
 
 from gavel.domain_errors import ConflictError, NotFoundError
-from gavel.entity_names import Name
+from gavel.entity_names import Name, name_problem
 from gavel.group_snapshot import record_group_change
 from gavel.policy_group_models import InsightsAccountFields, ShortText, UserInfo
 
@@ -24,6 +24,10 @@ class NewInsightsAccount(InsightsAccountFields):
 
 _COLUMNS = ("account_id, name, owned_by, provider, provider_version, provider_env_ref, "
             "scheduled_scan_enabled, agent_pool_id, provider_config, scan_status")
+
+
+def _account_not_found(name: str) -> NotFoundError:
+    return NotFoundError(f"Account '{name[:100]}' not found")
 
 
 def account_view(row: asyncpg.Record) -> dict[str, Any]:
@@ -67,20 +71,24 @@ async def list_accounts(conn: asyncpg.Pool | asyncpg.Connection, org_id: int, of
 
 async def get_account(conn: asyncpg.Pool | asyncpg.Connection, org_id: int,
                       name: str) -> dict[str, Any]:
+    if name_problem(name):
+        raise _account_not_found(name)
     row = await conn.fetchrow(
         f"SELECT {_COLUMNS} FROM accounts WHERE org_id = $1 AND name = $2", org_id, name)
     if row is None:
-        raise NotFoundError(f"Account '{name}' not found")
+        raise _account_not_found(name)
     return account_view(row)
 
 
 async def delete_account(pool: asyncpg.Pool, org_id: int, name: str, topic: str) -> None:
     """Delete the account; every group it was an explicit member of records a change."""
+    if name_problem(name):
+        raise _account_not_found(name)
     async with pool.acquire() as conn, conn.transaction():
         account_id = await conn.fetchval(
             "SELECT id FROM accounts WHERE org_id = $1 AND name = $2", org_id, name)
         if account_id is None:
-            raise NotFoundError(f"Account '{name}' not found")
+            raise _account_not_found(name)
         # Groups before the account row: group updates lock the group first and the
         # account (through the membership foreign key) after, so this order cannot deadlock.
         groups = await conn.fetch(
@@ -90,6 +98,6 @@ async def delete_account(pool: asyncpg.Pool, org_id: int, name: str, topic: str)
         deleted = await conn.fetchval("DELETE FROM accounts WHERE id = $1 RETURNING id",
                                       account_id)
         if deleted is None:
-            raise NotFoundError(f"Account '{name}' not found")
+            raise _account_not_found(name)
         for row in groups:
             await record_group_change(conn, org_id, row["id"], "updated", topic)

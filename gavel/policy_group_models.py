@@ -82,7 +82,7 @@ class PolicyPackReference(Strict):
 
     name: Name
     displayName: ShortText = ""
-    version: Annotated[int, Field(ge=0)] = 0
+    version: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
     versionTag: ShortText = ""
     config: dict[str, Any] | None = None
     environments: list[ShortText] | None = Field(default=None, max_length=100)

@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 
 from gavel.domain_errors import ConflictError, InvalidError, NotFoundError
+from gavel.entity_names import name_problem
 from gavel.group_snapshot import record_group_change
 from gavel.membership import WITH_MEMBERS
 from gavel.policy_group_models import NewPolicyGroup
@@ -27,11 +28,18 @@ class GroupRow:
 
 
 def group_not_found(name: str) -> NotFoundError:
-    return NotFoundError(f"Policy Group '{name}' not found")
+    return NotFoundError(f"Policy Group '{name[:100]}' not found")
+
+
+def _require_possible_name(name: str) -> None:
+    # A name no group could have (e.g. with a NUL) is simply not found.
+    if name_problem(name):
+        raise group_not_found(name)
 
 
 async def find_group(conn: asyncpg.Connection | asyncpg.Pool, org_id: int, name: str,
                      *, for_update: bool = False) -> GroupRow:
+    _require_possible_name(name)
     row = await conn.fetchrow(
         "SELECT id, name, entity_type, mode, is_org_default FROM policy_groups "
         "WHERE org_id = $1 AND name = $2" + (" FOR UPDATE" if for_update else ""),
@@ -96,6 +104,7 @@ WHERE am.group_id = $2 ORDER BY a.name
 async def get_group(conn: asyncpg.Pool | asyncpg.Connection, org_id: int,
                     name: str) -> dict[str, Any]:
     """The PolicyGroup document; default groups list their implicit members too."""
+    _require_possible_name(name)
     row = await conn.fetchrow(
         "SELECT id, name, entity_type, mode, is_org_default, agent_pool_id "
         "FROM policy_groups WHERE org_id = $1 AND name = $2", org_id, name)
