@@ -48,18 +48,24 @@ def normalize_config(config: Mapping[str, Any] | None,
     return normalized
 
 
-def effective_level(config: Mapping[str, Mapping[str, Any]], policy: str,
-                    default: str | None) -> str:
+def _entry(config: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = config.get(key)
+    if isinstance(value, str):
+        return {LEVEL_KEY: value}
+    return value if isinstance(value, Mapping) else {}
+
+
+def effective_level(config: Mapping[str, Any], policy: str, default: str | None) -> str:
     for key in (policy, ALL):
-        level = config.get(key, {}).get(LEVEL_KEY)
+        level = _entry(config, key).get(LEVEL_KEY)
         if level:
             return str(level)
     return default if default in LEVELS else "advisory"
 
 
-def policy_values(config: Mapping[str, Mapping[str, Any]], policy: str) -> dict[str, Any]:
+def policy_values(config: Mapping[str, Any], policy: str) -> dict[str, Any]:
     """The policy's configuration without enforcementLevel (what Rego sees as input.config)."""
-    return {k: v for k, v in config.get(policy, {}).items() if k != LEVEL_KEY}
+    return {k: v for k, v in _entry(config, policy).items() if k != LEVEL_KEY}
 
 
 def check_config_schema(schema: Mapping[str, Any] | None, where: str) -> None:

@@ -49,7 +49,10 @@ class Pipeline:
             self._burst.record(True)
             return
         self._burst.record(False)
-        await self._evaluate(event, org_id)
+        try:
+            await self._evaluate(event, org_id)
+        except BadEvent as exc:
+            await self._dead_letters.send(message, str(exc))
 
     async def give_up(self, message: ConsumerRecord, error: str) -> None:
         await self._dead_letters.send(message, error)
@@ -85,8 +88,12 @@ class Pipeline:
                         outcome=outcome_of(verdicts),
                         blocking=is_blocking(verdicts, event.kind, self._settings.fail_open),
                         packs=packs, opa_version=self.opa_version)
-        async with self._pool.acquire() as conn:
-            finished_at = await store(conn, done)
+        try:
+            async with self._pool.acquire() as conn:
+                finished_at = await store(conn, done)
+        except asyncpg.ForeignKeyViolationError:
+            self._org_ids.pop(event.org, None)
+            raise BadEvent(f"org: organization {event.org!r} no longer exists") from None
         if finished_at is None:
             self.duplicates += 1
             return

@@ -27,9 +27,12 @@ VALUES ($1, $2, $3, $4, $5, $6, 'finished', $7, $8, $9, $10, now(), $11, $12, $1
 ON CONFLICT DO NOTHING
 RETURNING finished_at
 """
-_VIOLATION_COLUMNS = ("evaluation_id", "org_id", "entity_type", "entity_key", "groups", "pack",
-                      "pack_version", "version_tag", "policy", "level", "urn", "message",
-                      "details", "observed_at")
+_INSERT_VIOLATION = """
+INSERT INTO violations (evaluation_id, org_id, entity_type, entity_key, groups, pack,
+                        pack_version, version_tag, policy, level, urn, message, details,
+                        observed_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+"""
 
 
 @dataclass(slots=True)
@@ -68,8 +71,7 @@ async def store(conn: asyncpg.Connection, done: Finished) -> datetime | None:
                  v.details, finished_at)
                 for pack in done.packs for v in pack.violations]
         if rows:
-            await conn.copy_records_to_table("violations", records=rows,
-                                             columns=_VIOLATION_COLUMNS)
+            await conn.executemany(_INSERT_VIOLATION, rows)
         await _remember_resources(conn, done)
         await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(event.evaluationId))
     return finished_at

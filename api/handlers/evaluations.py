@@ -42,10 +42,11 @@ async def get_evaluation(request: web.Request) -> web.Response:
     while True:
         with request.app[WAITERS].waiter(str(evaluation_id)) as finished:
             document = await load_evaluation(pool, me.org_id, me.org_name, evaluation_id)
-            if document is None:
-                raise NotFound(f"Evaluation '{evaluation_id}' not found")
             remaining = deadline - time.monotonic()
-            if document["status"] == "finished" or remaining <= 0:
+            # events produced straight to Kafka have no row until they are evaluated
+            if document is None and remaining <= 0:
+                raise NotFound(f"Evaluation '{evaluation_id}' not found")
+            if document is not None and (document["status"] == "finished" or remaining <= 0):
                 return json_response(document)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(finished, min(remaining, RECHECK))

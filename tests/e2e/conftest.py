@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest_asyncio
@@ -16,3 +17,16 @@ async def client(settings: Settings) -> AsyncIterator[TestClient]:
     async with TestClient(TestServer(create_app(settings))) as client:
         yield client
 
+
+
+@pytest_asyncio.fixture(scope="session")
+async def worker(settings: Settings, client: TestClient) -> AsyncIterator[asyncio.Task[None]]:
+    """A real worker consuming the session's topics (the client's app relays the outbox)."""
+    from worker.service import run_worker
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_worker(settings, stop))
+    await asyncio.sleep(0)
+    yield task
+    stop.set()
+    await asyncio.wait_for(task, 60)

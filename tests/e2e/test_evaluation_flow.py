@@ -1,0 +1,203 @@
+"""Events through HTTP -> outbox -> Kafka -> worker -> OPA -> Postgres -> long-poll."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import asyncpg
+import orjson
+from aiohttp.test_utils import TestClient
+
+from gavel.kafka import make_producer
+from gavel.settings import Settings
+from tests.helpers import auth
+from tests.policy_setup import make_group, org_id, publish, set_default_group_packs
+
+PUBLIC = {"urn": "urn:b1", "type": "aws:s3/bucket:Bucket", "name": "logs",
+          "properties": {"acl": "public-read", "tags": {"owner": "web"}}}
+UNTAGGED = {"urn": "urn:b2", "type": "aws:s3/bucket:Bucket", "name": "data",
+            "properties": {"acl": "private", "tags": {}}}
+CLEAN = {"urn": "urn:b3", "type": "aws:s3/bucket:Bucket", "name": "ok",
+         "properties": {"acl": "private", "tags": {"owner": "web"}}}
+
+
+async def send(client: TestClient, token: str, org: str, project: str, stack: str,
+               kind: str, resources: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    resp = await client.post(f"/api/stacks/{org}/{project}/{stack}/events", headers=auth(token),
+                             json={"kind": kind, "resources": resources, **extra})
+    assert resp.status == 202, await resp.text()
+    return await resp.json()
+
+
+async def result(client: TestClient, token: str, org: str, evaluation_id: str,
+                 wait: float = 60) -> dict[str, Any]:
+    resp = await client.get(f"/api/orgs/{org}/evaluations/{evaluation_id}?wait={wait}",
+                            headers=auth(token))
+    assert resp.status == 200, await resp.text()
+    body = await resp.json()
+    assert body["status"] == "finished", body
+    return body
+
+
+async def evaluate(client: TestClient, token: str, org: str, project: str, stack: str,
+                   kind: str, resources: list[dict[str, Any]]) -> dict[str, Any]:
+    accepted = await send(client, token, org, project, stack, kind, resources)
+    assert accepted["status"] == "pending"
+    return await result(client, token, org, accepted["id"])
+
+
+def levels(body: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(v["policy"], v["level"]) for v in body["violations"]}
+
+
+async def test_preventative_mandatory_blocks_audit_does_not(
+        client: TestClient, worker: Any, pool: asyncpg.Pool, settings: Settings, new_org) -> None:
+    org, token = await new_org()
+    version = await publish(pool, org)
+    await make_group(pool, settings, org, "prod", stacks=[("web", "prod")],
+                     packs=[(version, {})])
+    await make_group(pool, settings, org, "scan", mode="audit", stacks=[("web", "audit")],
+                     packs=[(version, {})])
+
+    blocked = await evaluate(client, token, org, "web", "prod", "preview", [PUBLIC])
+    assert blocked["outcome"] == "mandatory"
+    assert blocked["blocking"] is True
+    [violation] = blocked["violations"]
+    assert violation == {"groups": ["prod"], "pack": "baseline", "packVersion": 1,
+                         "versionTag": violation["versionTag"], "policy": "no-public-buckets",
+                         "level": "mandatory", "urn": "urn:b1",
+                         "message": "bucket logs is public", "details": None}
+    [pack] = blocked["packs"]
+    assert pack["opaVersion"] and pack["durationMs"] >= 0 and pack["status"] == "ok"
+    assert pack["groups"] == [{"name": "prod", "mode": "preventative"}]
+
+    audited = await evaluate(client, token, org, "web", "audit", "preview", [PUBLIC])
+    assert audited["outcome"] == "mandatory"
+    assert audited["blocking"] is False
+
+    refresh = await evaluate(client, token, org, "web", "prod", "refresh", [PUBLIC])
+    assert refresh["blocking"] is False
+
+
+async def test_advisory_disabled_and_two_groups(
+        client: TestClient, worker: Any, pool: asyncpg.Pool, settings: Settings, new_org) -> None:
+    org, token = await new_org()
+    baseline = await publish(pool, org)
+    other = await publish(pool, org, name="tagging")
+    await make_group(pool, settings, org, "prod", stacks=[("api", "prod")],
+                     packs=[(baseline, {"no-public-buckets": {"enforcementLevel": "disabled"}})])
+    advisory = await evaluate(client, token, org, "api", "prod", "update", [PUBLIC, UNTAGGED])
+    assert advisory["outcome"] == "advisory"
+    assert advisory["blocking"] is False
+    assert levels(advisory) == {("required-tags", "advisory")}
+
+    await make_group(pool, settings, org, "extra", stacks=[("api", "prod")],
+                     packs=[(other, {"all": "mandatory",
+                                     "required-tags": {"requiredTags": ["cost-center"]}})])
+    both = await evaluate(client, token, org, "api", "prod", "update", [CLEAN])
+    by_pack = {(v["pack"], v["policy"]) for v in both["violations"]}
+    assert by_pack == {("tagging", "no-public-buckets"), ("tagging", "required-tags")} - {
+        ("tagging", "no-public-buckets")}
+    assert both["outcome"] == "mandatory" and both["blocking"] is True
+    assert {p["name"] for p in both["packs"]} == {"baseline", "tagging"}
+
+
+async def test_group_change_applies_to_the_very_next_event(
+        client: TestClient, worker: Any, pool: asyncpg.Pool, settings: Settings, new_org) -> None:
+    org, token = await new_org()
+    version = await publish(pool, org)
+    before = await evaluate(client, token, org, "svc", "dev", "preview", [PUBLIC])
+    assert before["outcome"] == "pass" and before["packs"] == []
+    await set_default_group_packs(pool, settings, org, [(version, {})])
+    after = await evaluate(client, token, org, "svc", "dev", "preview", [PUBLIC])
+    assert after["outcome"] == "mandatory"
+    assert after["violations"][0]["groups"] == ["default-policy-group"]
+    await set_default_group_packs(pool, settings, org, [(version, {"all": "advisory"})])
+    relaxed = await evaluate(client, token, org, "svc", "dev", "preview", [PUBLIC])
+    assert relaxed["outcome"] == "advisory" and relaxed["blocking"] is False
+
+
+async def test_same_event_id_is_one_evaluation(
+        client: TestClient, worker: Any, pool: asyncpg.Pool, new_org) -> None:
+    org, token = await new_org()
+    first = await send(client, token, org, "p", "s", "update", [CLEAN], eventId="deploy-42")
+    again = await send(client, token, org, "p", "s", "update", [CLEAN], eventId="deploy-42")
+    assert again["id"] == first["id"]
+    await result(client, token, org, first["id"])
+    repeat = await send(client, token, org, "p", "s", "update", [CLEAN], eventId="deploy-42")
+    assert repeat == {"id": first["id"], "status": "finished"}
+    oid = await org_id(pool, org)
+    assert await pool.fetchval("SELECT count(*) FROM evaluations WHERE org_id = $1", oid) == 1
+    assert await pool.fetchval(
+        "SELECT count(*) FROM outbox WHERE value->>'eventId' = 'deploy-42' "
+        "AND value->>'org' = $1", org) == 1
+    stack = await pool.fetchrow("SELECT resource_count FROM stacks WHERE org_id = $1", oid)
+    assert stack["resource_count"] == 1
+
+
+async def test_ingest_validation_and_roles(client: TestClient, pool: asyncpg.Pool,
+                                           new_org) -> None:
+    org, token = await new_org()
+    url = f"/api/stacks/{org}/web/prod/events"
+    bad = [({"kind": "deploy", "resources": []}, "kind"),
+           ({"kind": "preview"}, "resources"),
+           ({"kind": "preview", "resources": [{"type": "x"}]}, "resources.0.urn"),
+           ({"kind": "preview", "resources": [], "extra": 1}, "extra: unknown field")]
+    for body, field in bad:
+        resp = await client.post(url, headers=auth(token), json=body)
+        assert resp.status == 400
+        assert field in (await resp.json())["message"]
+    resp = await client.post(f"/api/stacks/{org}/web/bad%20name/events", headers=auth(token),
+                             json={"kind": "preview", "resources": []})
+    assert resp.status == 400 and "stack" in (await resp.json())["message"]
+
+    made = await client.post(f"/api/orgs/{org}/tokens", headers=auth(token),
+                             json={"role": "ingest"})
+    ingest = (await made.json())["token"]
+    assert (await client.post(url, headers=auth(ingest),
+                              json={"kind": "preview", "resources": []})).status == 202
+    assert (await client.get(f"/api/orgs/{org}", headers=auth(ingest))).status == 403
+    missing = await client.get(f"/api/orgs/{org}/evaluations/{uuid.uuid4()}",
+                               headers=auth(token))
+    assert missing.status == 404
+
+
+async def test_events_produced_straight_to_kafka_and_dead_letters(
+        client: TestClient, worker: Any, pool: asyncpg.Pool, settings: Settings, new_org) -> None:
+    org, token = await new_org()
+    version = await publish(pool, org)
+    await set_default_group_packs(pool, settings, org, [(version, {})])
+    good_ids = [str(uuid.uuid4()) for _ in range(3)]
+    marker = uuid.uuid4().hex
+    producer = make_producer(settings.kafka)
+    await producer.start()
+    try:
+        topic = settings.kafka.topic_stack_events
+        for i, evaluation_id in enumerate(good_ids):
+            event = {"schema": 1, "eventId": f"{marker}-{i}", "org": org,
+                     "occurredAt": "2026-11-21T10:00:00Z", "evaluationId": evaluation_id,
+                     "project": "ext", "stack": "prod", "kind": "update",
+                     "resources": [PUBLIC]}
+            await producer.send_and_wait(topic, key=f"{org}/ext/prod".encode(),
+                                         value=orjson.dumps(event))
+            if i < 2:
+                bad = b"{not json " + marker.encode() if i == 0 else orjson.dumps(
+                    {"schema": 1, "org": org, "marker": marker})
+                await producer.send_and_wait(topic, key=b"bad", value=bad)
+    finally:
+        await producer.stop()
+    for evaluation_id in good_ids:
+        body = await result(client, token, org, evaluation_id)
+        assert body["outcome"] == "mandatory"
+    for _ in range(100):
+        rows = await pool.fetch("SELECT error FROM dead_letters WHERE position($1 in "
+                                "convert_from(value, 'UTF8')) > 0", marker)
+        if len(rows) == 2:
+            break
+        await asyncio.sleep(0.1)
+    errors = sorted(r["error"] for r in rows)
+    assert len(errors) == 2
+    assert errors[0].startswith("eventId: Field required") or "eventId" in errors[0]
+    assert any("not JSON" in e for e in errors)
