@@ -122,3 +122,23 @@ async def test_remove_policy_pack(client: TestClient, new_org, pool) -> None:
     assert resp.status == 204
     assert await _applied(api) == []
     assert (await api.summaries())["g"]["numEnabledPolicyPacks"] == 0
+
+
+async def test_pack_published_over_http_can_be_applied(client: TestClient, new_org) -> None:
+    org, token = await new_org()
+    api = GroupApi(client, org, token)
+    pack = {"name": "published", "displayName": "Published", "versionTag": "0.1.0",
+            "policies": [{**policy("sized", config_schema=SIZE_SCHEMA)}]}
+    resp = await client.post(f"/api/orgs/{org}/policypacks", json=pack, headers=api.headers)
+    assert resp.status == 201, await resp.text()
+    version = (await resp.json())["version"]
+    assert (await api.create(name="g")).status == 204
+    resp = await api.patch("g", {"addPolicyPack": {
+        "name": "published", "version": version, "versionTag": "0.1.0",
+        "config": {"sized": {"enforcementLevel": "mandatory", "maxSize": 2}}}})
+    assert resp.status == 204, await resp.text()
+    resp = await api.patch("g", {"addPolicyPack": {
+        "name": "published", "versionTag": "0.1.0", "config": {"sized": {"maxSize": -1}}}})
+    assert (await error_of(resp, 400)).startswith("addPolicyPack.config.sized.maxSize:")
+    assert [(p["displayName"], p["config"]) for p in await _applied(api)] == [
+        ("Published", {"sized": {"enforcementLevel": "mandatory", "maxSize": 2}})]
