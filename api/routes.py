@@ -6,6 +6,8 @@ from aiohttp import web
 
 from api.handlers import (
     accounts,
+    evaluations,
+    events,
     health,
     orgs,
     policygroups,
@@ -42,6 +44,9 @@ def setup_routes(app: web.Application) -> None:
         web.get("/api/orgs/{org}/accounts", accounts.list_accounts),
         web.get("/api/orgs/{org}/accounts/{name}", accounts.get_account),
         web.delete("/api/orgs/{org}/accounts/{name}", accounts.delete_account),
+        web.post("/api/stacks/{org}/{project}/{stack}/events", events.post_stack_event),
+        web.post("/api/orgs/{org}/accounts/{name}/scans", events.post_account_scan),
+        web.get("/api/orgs/{org}/evaluations/{id}", evaluations.get_evaluation),
         web.get("/api/orgs/{org}/policypacks", policypacks.list_policy_packs),
         web.post("/api/orgs/{org}/policypacks", policypacks.publish_pack),
         web.get("/api/orgs/{org}/policypacks/{name}/versions/{version}",
