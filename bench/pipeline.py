@@ -1,0 +1,137 @@
+"""pipeline: stack events through Kafka, the worker, OPA and Postgres, against raw OPA.
+
+The worker runs as a separate ``python -m gavel.cli worker`` process. A warm-up batch
+goes through first (consumer group joined, pack modules loaded in OPA); then N events
+are produced, each stamped ``occurredAt`` when sent, and the run ends when all N
+evaluations are in Postgres. Latency is ``occurredAt -> evaluations.finished_at``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+
+from bench import raw_opa
+from bench.events import stack_event
+from bench.packs import ORG, set_up_org
+from bench.report import Report, percentile
+from bench.scratch import scratch
+from bench.worker_process import WorkerProcess
+from gavel.db import pool_context
+from gavel.events import StackEvent, now_rfc3339
+from gavel.kafka import ensure_topics, make_producer
+from gavel.settings import Settings
+
+PACK_CONFIG: dict[str, Any] = {"required-tags": {"requiredTags": ["owner"]}}
+WARM_UP_EVENTS = 100
+POLL_SECONDS = 0.2
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--events", type=int, default=2000, help="stack events (default 2000)")
+    parser.add_argument("--resources", type=int, default=10, help="resources per event")
+    parser.add_argument("--packs", type=int, default=1, help="copies of aws-baseline applied")
+    parser.add_argument("--timeout", type=float, default=600.0,
+                        help="give up waiting for evaluations after this many seconds")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="sample the worker with py-spy during the timed run (speedscope)")
+    parser.add_argument("--seed", type=int, default=1)
+
+
+async def run(args: argparse.Namespace) -> Report:
+    report = Report("pipeline", {"events": args.events, "resources": args.resources,
+                                 "packs": args.packs})
+    async with scratch(with_topics=True) as (settings, env):
+        report.parameters["concurrency"] = settings.worker.concurrency
+        async with pool_context(settings.database) as pool:
+            version_ids = await set_up_org(pool, args.packs, PACK_CONFIG)
+            events = _events(args, "run")
+            raw = await raw_opa.measure(settings, pool, version_ids, PACK_CONFIG,
+                                        [StackEvent.model_validate(v) for _, v in events])
+            report.add("raw OPA throughput", raw, "events/s")
+            await ensure_topics(settings.kafka)
+            await _through_worker(args, settings, env, pool, events, raw, report)
+    return report
+
+
+def _events(args: argparse.Namespace, run: str, count: int | None = None
+            ) -> list[tuple[bytes, dict[str, Any]]]:
+    rng = random.Random(f"{args.seed}-{run}")
+    return [stack_event(rng, ORG, i, args.resources, run)
+            for i in range(args.events if count is None else count)]
+
+
+async def _through_worker(args: argparse.Namespace, settings: Settings, env: dict[str, str],
+                          pool: asyncpg.Pool, events: list[tuple[bytes, dict[str, Any]]],
+                          raw: float, report: Report) -> None:
+    log_path = Path(tempfile.gettempdir()) / f"{env['GAVEL_KAFKA_CONSUMER_GROUP']}.log"
+    worker = WorkerProcess(env, log_path)
+    producer = make_producer(settings.kafka)
+    await producer.start()
+    worker.start()
+    try:
+        warm = _events(args, "warm", min(WARM_UP_EVENTS, args.events))
+        await _produce(producer, settings, warm)
+        await _wait_for(pool, worker, "warm", len(warm), args.timeout, log_path)
+        if args.profile:
+            worker.start_profile(Path(args.profile))
+        began = time.time()
+        await _produce(producer, settings, events)
+        produced = time.time() - began
+        await _wait_for(pool, worker, "run", len(events), args.timeout, log_path)
+        worker.stop_profile()
+        await _figures(pool, began, produced, len(events), raw, report)
+    finally:
+        worker.stop()
+        await producer.stop()
+    report.add("worker log", str(log_path))
+
+
+async def _produce(producer: Any, settings: Settings,
+                   events: list[tuple[bytes, dict[str, Any]]]) -> None:
+    topic = settings.kafka.topic_stack_events
+    sent = []
+    for key, value in events:
+        value["occurredAt"] = now_rfc3339()
+        sent.append(await producer.send(topic, key=key, value=orjson.dumps(value)))
+    await asyncio.gather(*sent)
+
+
+async def _wait_for(pool: asyncpg.Pool, worker: WorkerProcess, run: str, count: int,
+                    timeout: float, log_path: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        stored = await pool.fetchval(
+            "SELECT count(*) FROM evaluations WHERE event_id LIKE $1", f"{run}-%")
+        if stored >= count:
+            return
+        if not worker.alive():
+            raise SystemExit(f"the worker exited; see {log_path}")
+        await asyncio.sleep(POLL_SECONDS)
+    raise SystemExit(f"{run}: only {stored} of {count} evaluations after {timeout:.0f}s; "
+                     f"see {log_path}")
+
+
+async def _figures(pool: asyncpg.Pool, began: float, produced: float, count: int,
+                   raw: float, report: Report) -> None:
+    rows = await pool.fetch(
+        """SELECT extract(epoch FROM occurred_at) AS occurred,
+                  extract(epoch FROM finished_at) AS finished, outcome
+           FROM evaluations WHERE event_id LIKE 'run-%'""")
+    latencies = [float(r["finished"] - r["occurred"]) * 1000 for r in rows]
+    elapsed = max(float(r["finished"]) for r in rows) - began
+    throughput = count / elapsed
+    report.add("produce rate", count / produced, "events/s")
+    report.add("pipeline throughput", throughput, "events/s")
+    report.add("pipeline / raw OPA", throughput / raw, "ratio")
+    for name, fraction in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99)):
+        report.add(f"end-to-end latency {name}", percentile(latencies, fraction), "ms")
+    report.add("evaluations with outcome error", sum(r["outcome"] == "error" for r in rows))

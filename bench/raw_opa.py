@@ -1,0 +1,57 @@
+"""Raw OPA: the worker's queries and inputs sent straight to OPA, nothing around them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import aiohttp
+import asyncpg
+
+from gavel.enforcement import effective_level, policy_values
+from gavel.events import StackEvent
+from gavel.settings import Settings
+from worker.opa_runtime import OpaRuntime, PackCatalog, PackVersion
+
+
+def base_input(event: StackEvent) -> dict[str, Any]:
+    """The input document the worker builds for a stack event (before per-pack fields)."""
+    return {"entity": {"type": "stack", "org": event.org, "project": event.project,
+                       "stack": event.stack},
+            "event": {"kind": event.kind, "id": event.eventId},
+            "resources": [r.model_dump() for r in event.resources]}
+
+
+def pack_input(pack: PackVersion, config: dict[str, Any],
+               base: dict[str, Any]) -> dict[str, Any]:
+    """Add the enabled policies and their configs, as ``worker.evaluate`` does."""
+    enabled = [p for p in pack.policies
+               if effective_level(config, p.name, p.default_level) != "disabled"]
+    return {**base, "policies": [p.slug for p in enabled],
+            "configs": {p.slug: policy_values(config, p.name) for p in enabled}}
+
+
+async def measure(settings: Settings, pool: asyncpg.Pool, version_ids: list[int],
+                  config: dict[str, Any], events: list[StackEvent]) -> float:
+    """Events per second with the worker's concurrency; every pack queried per event."""
+    concurrency = settings.worker.concurrency
+    async with aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=max(8, concurrency)),
+            timeout=aiohttp.ClientTimeout(total=settings.opa.timeout)) as session:
+        runtime = OpaRuntime(session, settings.opa.url)
+        catalog = PackCatalog(pool)
+        packs = [await catalog.get(v) for v in version_ids]
+        inputs = [[pack_input(p, config, base_input(e)) for p in packs] for e in events]
+        for pack, doc in zip(packs, inputs[0], strict=True):
+            await runtime.evaluate(pack, doc)  # loads the modules, as the worker's first event
+        limit = asyncio.Semaphore(concurrency)
+
+        async def one(docs: list[dict[str, Any]]) -> None:
+            async with limit:
+                await asyncio.gather(*(runtime.evaluate(p, d)
+                                       for p, d in zip(packs, docs, strict=True)))
+
+        began = time.perf_counter()
+        await asyncio.gather(*(one(docs) for docs in inputs))
+        return len(events) / (time.perf_counter() - began)
