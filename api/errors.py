@@ -8,7 +8,7 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from gavel.names import InvalidName
+from gavel.entity_names import InvalidName
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +56,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(exc.status, exc.message)
     except InvalidName as exc:
         return error_response(400, str(exc))
-    except web.HTTPRequestEntityTooLarge as exc:
-        return error_response(400, f"request body exceeds the limit of {exc.max_size} bytes")
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(400, "request body exceeds the limit of "
+                                   f"{request.client_max_size} bytes")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -37,13 +37,34 @@ def describe(error: ValidationError) -> str:
 
 
 async def read_json(request: web.Request) -> Any:
-    raw = await request.read()
+    """The body as JSON; oversize bodies, malformed JSON and NUL characters answer 400."""
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise BadRequest(f"request body exceeds the limit of {request.client_max_size} "
+                         "bytes") from None
     if not raw:
         raise BadRequest("request body is required")
     try:
-        return orjson.loads(raw)
+        data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    reject_nul(data)
+    return data
+
+
+def reject_nul(value: Any, where: str = "") -> None:
+    """Postgres text and jsonb cannot hold NUL: refuse it up front, naming the field."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise BadRequest(f"{where or 'body'}: NUL characters are not allowed")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            reject_nul(str(key), where)
+            reject_nul(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            reject_nul(item, f"{where}.{index}" if where else str(index))
 
 
 @cache

@@ -1,7 +1,7 @@
 """The pydantic type for names of policy groups, stacks, projects and accounts.
 
 They appear as single URL path segments, so only letters, digits, ``-``, ``_`` and
-``.`` are allowed (as in ``gavel.names``); ``.`` and ``..`` alone would be rewritten
+``.`` are allowed ``.`` and ``..`` alone would be rewritten
 by URL normalization.
 """
 
@@ -33,3 +33,15 @@ def _checked(value: str) -> str:
 
 
 Name = Annotated[str, StringConstraints(max_length=100), AfterValidator(_checked)]
+
+
+class InvalidName(ValueError):
+    pass
+
+
+def check_name(value: str, field: str) -> str:
+    """``value`` if it is a valid name, else InvalidName naming ``field``."""
+    problem = name_problem(value)
+    if problem:
+        raise InvalidName(f"{field}: {problem}")
+    return value

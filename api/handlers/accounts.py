@@ -5,17 +5,16 @@ from __future__ import annotations
 from aiohttp import web
 
 from api.domain_errors import domain_errors
-from api.json import json_response
+from api.json import json_response, parse_body
 from api.keys import POOL, SETTINGS, principal
 from api.paging import paging_fields, requested_page
-from api.request_body import parse_checked
 from gavel import insights_accounts
 from gavel.insights_accounts import NewInsightsAccount
 
 
 @domain_errors
 async def create_account(request: web.Request) -> web.Response:
-    body: NewInsightsAccount = await parse_checked(request, NewInsightsAccount)
+    body: NewInsightsAccount = await parse_body(request, NewInsightsAccount)
     account = await insights_accounts.create_account(request.app[POOL],
                                                      principal(request).org_id, body)
     return json_response(account, status=201)

@@ -11,9 +11,9 @@ from api.auth import access
 from api.errors import BadRequest, NotFound
 from api.json import Body, json_response, parse_body
 from api.keys import POOL, SETTINGS, principal
+from gavel.entity_names import check_name
 from gavel.evaluations import accept_event
 from gavel.events import Resource, StackEventKind
-from gavel.names import check_name
 
 MAX_RESOURCES = 20_000
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from api.domain_errors import domain_errors
-from api.json import json_response
+from api.json import json_response, parse_body
 from api.keys import POOL, SETTINGS, principal
-from api.request_body import parse_checked
 from gavel import group_updates, policy_groups
 from gavel.group_metadata import policy_group_metadata
 from gavel.policy_group_models import BatchUpdate, NewPolicyGroup, PolicyGroupUpdate
@@ -24,7 +23,7 @@ async def list_groups(request: web.Request) -> web.Response:
 
 @domain_errors
 async def create_group(request: web.Request) -> web.Response:
-    body: NewPolicyGroup = await parse_checked(request, NewPolicyGroup)
+    body: NewPolicyGroup = await parse_body(request, NewPolicyGroup)
     await policy_groups.create_group(request.app[POOL], principal(request).org_id, body,
                                      _topic(request))
     return web.Response(status=204)
@@ -39,7 +38,7 @@ async def get_group(request: web.Request) -> web.Response:
 
 @domain_errors
 async def update_group(request: web.Request) -> web.Response:
-    body: PolicyGroupUpdate = await parse_checked(request, PolicyGroupUpdate)
+    body: PolicyGroupUpdate = await parse_body(request, PolicyGroupUpdate)
     await group_updates.update_group(request.app[POOL], principal(request).org_id,
                                      request.match_info["group"], [body], _topic(request))
     return web.Response(status=204)
@@ -47,7 +46,7 @@ async def update_group(request: web.Request) -> web.Response:
 
 @domain_errors
 async def batch_update_group(request: web.Request) -> web.Response:
-    body: list[PolicyGroupUpdate] = await parse_checked(request, BatchUpdate)
+    body: list[PolicyGroupUpdate] = await parse_body(request, BatchUpdate)
     await group_updates.update_group(request.app[POOL], principal(request).org_id,
                                      request.match_info["group"], body, _topic(request),
                                      batch=True)

@@ -7,10 +7,9 @@ from pydantic import Field
 
 from api.domain_errors import domain_errors
 from api.errors import BadRequest
-from api.json import Body, json_response
+from api.json import Body, json_response, parse_body
 from api.keys import POOL, principal
 from api.paging import paging_fields, requested_page
-from api.request_body import parse_checked
 from gavel import inventory
 from gavel.entity_names import name_problem
 from gavel.events import Resource
@@ -33,7 +32,7 @@ def _stack_path(request: web.Request) -> tuple[str, str]:
 async def _registration(request: web.Request) -> StackRegistration:
     if not request.can_read_body:
         return StackRegistration()
-    return await parse_checked(request, StackRegistration)
+    return await parse_body(request, StackRegistration)
 
 
 async def register_stack(request: web.Request) -> web.Response:
