@@ -83,3 +83,15 @@ async def load_evaluation(pool: asyncpg.Pool, org_id: int, org: str,
     if row["audit_id"] is not None:
         document["auditId"] = str(row["audit_id"])
     return document
+
+
+async def latest_evaluation(pool: asyncpg.Pool, org_id: int, org: str, entity_type: str,
+                            entity_key: str) -> dict[str, Any] | None:
+    """The entity's most recently finished evaluation, as a document."""
+    evaluation_id = await pool.fetchval(
+        """SELECT id FROM evaluations WHERE org_id = $1 AND entity_type = $2
+           AND entity_key = $3 AND status = 'finished' ORDER BY finished_at DESC LIMIT 1""",
+        org_id, entity_type, entity_key)
+    if evaluation_id is None:
+        return None
+    return await load_evaluation(pool, org_id, org, evaluation_id)

@@ -12,6 +12,7 @@ from api.keys import POOL, principal
 from api.paging import paging_fields, requested_page
 from gavel import inventory
 from gavel.entity_names import name_problem
+from gavel.evaluations import latest_evaluation
 from gavel.events import Resource
 
 
@@ -54,7 +55,8 @@ async def get_stack(request: web.Request) -> web.Response:
     groups = await inventory.stack_groups(pool, me.org_id, row["id"])
     return json_response({"orgName": me.org_name, **inventory.stack_view(row),
                           "resources": row["resources"], "policyGroups": groups,
-                          "lastEvaluation": None})
+                          "lastEvaluation": await latest_evaluation(
+                              pool, me.org_id, me.org_name, "stack", f"{project}/{name}")})
 
 
 @domain_errors

@@ -79,6 +79,8 @@ async def test_preventative_mandatory_blocks_audit_does_not(
 
     refresh = await evaluate(client, token, org, "web", "prod", "refresh", [PUBLIC])
     assert refresh["blocking"] is False
+    stack = await (await client.get(f"/api/stacks/{org}/web/prod", headers=auth(token))).json()
+    assert stack["lastEvaluation"]["id"] == refresh["id"]
 
 
 async def test_advisory_disabled_and_two_groups(
