@@ -60,13 +60,22 @@ async def load_snapshots(conn: asyncpg.Connection | asyncpg.Pool, where: str,
             {"routingProject": row["project"], "name": row["name"]})
     for row in await conn.fetch(_ACCOUNTS, ids):
         snapshots[row["group_id"]]["accounts"].append(row["name"])
-    for row in await conn.fetch(_PACKS, ids):
-        snapshots[row["group_id"]]["appliedPolicyPacks"].append(
+    for group_id, packs in (await applied_packs(conn, ids)).items():
+        snapshots[group_id]["appliedPolicyPacks"] = packs
+    return list(snapshots.values())
+
+
+async def applied_packs(conn: asyncpg.Connection | asyncpg.Pool,
+                        group_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """Applied packs per group (AppPolicyPackMetadata fields plus the ``versionId``)."""
+    packs: dict[int, list[dict[str, Any]]] = {group_id: [] for group_id in group_ids}
+    for row in await conn.fetch(_PACKS, group_ids):
+        packs[row["group_id"]].append(
             {"name": row["name"], "displayName": row["display_name"],
              "version": row["version"], "versionTag": row["version_tag"],
              "versionId": row["version_id"], "config": row["config"],
              "environments": row["environments"]})
-    return list(snapshots.values())
+    return packs
 
 
 async def record_group_change(conn: asyncpg.Connection, org_id: int, group_id: int,

@@ -13,6 +13,7 @@ import asyncpg
 
 from gavel.domain_errors import ConflictError, InvalidError, NotFoundError
 from gavel.entity_names import name_problem
+from gavel.group_snapshot import applied_packs as snapshot_packs
 from gavel.group_snapshot import record_group_change
 from gavel.membership import WITH_MEMBERS
 from gavel.policy_group_models import NewPolicyGroup
@@ -68,27 +69,11 @@ async def list_summaries(conn: asyncpg.Pool | asyncpg.Connection,
              "numEnabledPolicyPacks": r["num_packs"]} for r in rows]
 
 
-_APPLIED_PACKS = """
-SELECT gp.group_id, p.name, p.display_name, v.version, v.version_tag,
-       gp.config, gp.environments
-FROM policy_group_packs gp
-JOIN policy_packs p ON p.id = gp.pack_id
-JOIN policy_pack_versions v ON v.id = gp.pack_version_id
-WHERE gp.group_id = ANY($1::bigint[])
-ORDER BY p.name
-"""
-
-
 async def applied_packs(conn: asyncpg.Pool | asyncpg.Connection,
                         group_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     """Applied packs per group, in the AppPolicyPackMetadata shape."""
-    packs: dict[int, list[dict[str, Any]]] = {group_id: [] for group_id in group_ids}
-    for r in await conn.fetch(_APPLIED_PACKS, group_ids):
-        packs[r["group_id"]].append(
-            {"name": r["name"], "displayName": r["display_name"], "version": r["version"],
-             "versionTag": r["version_tag"], "config": r["config"],
-             "environments": r["environments"]})
-    return packs
+    return {group_id: [{k: v for k, v in pack.items() if k != "versionId"} for pack in packs]
+            for group_id, packs in (await snapshot_packs(conn, group_ids)).items()}
 
 
 _GROUP_STACKS = WITH_MEMBERS + """

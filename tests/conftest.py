@@ -16,9 +16,9 @@ import pytest
 import pytest_asyncio
 
 from gavel.db import create_pool
-from gavel.migrations import migrate
 from gavel.orgs import create_org
 from gavel.settings import Settings, load_settings
+from tests.helpers import migrated_database
 
 ROOT = Path(__file__).resolve().parent.parent
 DEVSTACK = ROOT / "deploy" / "local" / "devstack.py"
@@ -50,19 +50,9 @@ def session_id() -> str:
 @pytest_asyncio.fixture(scope="session")
 async def database_url(stack_env: dict[str, str], session_id: str) -> AsyncIterator[str]:
     """A fresh database for this session, migrated, dropped at the end."""
-    base = stack_env["GAVEL_DATABASE_URL"]
-    name = f"gavel_test_{session_id}"
-    admin = await asyncpg.connect(base)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    url = base.rsplit("/", 1)[0] + f"/{name}"
-    conn = await asyncpg.connect(url)
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
-    yield url
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
+    async with migrated_database(stack_env["GAVEL_DATABASE_URL"],
+                                 f"gavel_test_{session_id}") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -20,30 +20,20 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from api.outbox_relay import OutboxRelay
 from gavel.db import create_pool
 from gavel.group_updates import update_group
-from gavel.migrations import migrate
 from gavel.orgs import create_org
 from gavel.outbox import backlog
 from gavel.policy_group_models import NewPolicyGroup, PolicyGroupUpdate
 from gavel.policy_groups import create_group
 from gavel.settings import KafkaSettings, Settings
 from tests.group_events import org_events
+from tests.helpers import migrated_database
 
 
 @pytest_asyncio.fixture
 async def own_database(stack_env: dict[str, str]) -> AsyncIterator[str]:
-    base = stack_env["GAVEL_DATABASE_URL"]
-    name = f"gavel_test_outbox_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(base)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    url = base.rsplit("/", 1)[0] + f"/{name}"
-    conn = await asyncpg.connect(url)
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
-    yield url
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
+    async with migrated_database(stack_env["GAVEL_DATABASE_URL"],
+                                 f"gavel_test_outbox_{uuid.uuid4().hex[:8]}") as url:
+        yield url
 
 
 def closed_port() -> int:
