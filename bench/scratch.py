@@ -11,13 +11,11 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
 
-from gavel.kafka import all_topics
+from gavel.kafka import TOPIC_FIELDS, all_topics
 from gavel.migrations import migrate
 from gavel.settings import Settings, load_settings
 
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
-TOPIC_FIELDS = ("topic_group_changes", "topic_stack_events", "topic_account_events",
-                "topic_evaluations", "topic_dead_letter")
 
 
 def _with_database(url: str, database: str) -> str:

@@ -13,10 +13,13 @@ from gavel.settings import KafkaSettings
 log = logging.getLogger(__name__)
 
 
+# every topic setting of ``KafkaSettings``
+TOPIC_FIELDS = ("topic_group_changes", "topic_stack_events", "topic_account_events",
+                "topic_evaluations", "topic_dead_letter", "topic_audit_chunks")
+
+
 def all_topics(settings: KafkaSettings) -> list[str]:
-    return [settings.topic_group_changes, settings.topic_stack_events,
-            settings.topic_account_events, settings.topic_evaluations,
-            settings.topic_dead_letter]
+    return [getattr(settings, field) for field in TOPIC_FIELDS]
 
 
 async def ensure_topics(settings: KafkaSettings) -> None:

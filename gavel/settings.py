@@ -41,6 +41,7 @@ class KafkaSettings(Section):
     topic_account_events: str = "gavel.account-events"
     topic_evaluations: str = "gavel.evaluations"
     topic_dead_letter: str = "gavel.dead-letter"
+    topic_audit_chunks: str = "gavel.audit-chunks"
     partitions: int = Field(default=4, ge=1)
     replication_factor: int = Field(default=1, ge=1)
     consumer_group: str = "gavel-evaluators"
@@ -79,6 +80,56 @@ class HttpSettings(Section):
 class WorkerSettings(Section):
     concurrency: int = Field(default=16, ge=1, le=1024)
     shutdown_timeout: float = Field(default=30.0, gt=0)
+    # a separate worker process serves /metrics on this loopback port (0: not served)
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from ``90``, ``90s``, ``15m``, ``6h`` or ``1d``."""
+    if isinstance(value, int | float):
+        return float(value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError("must be a duration such as 90, 90s, 15m, 6h or 1d")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+class AuditSettings(Section):
+    # scheduled audit of accounts with scheduledScanEnabled (0: never)
+    interval: float = 86400.0
+    # entities per audit chunk message
+    chunk_size: int = Field(default=50, ge=1, le=10_000)
+    # triggers for the same target within this window become one audit
+    coalesce_seconds: float = 2.0
+
+    @field_validator("interval", "coalesce_seconds", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> float:
+        seconds = parse_duration(value)
+        if seconds < 0:
+            raise ValueError("must not be negative")
+        return seconds
+
+
+class ResultsSettings(Section):
+    # delete finished evaluations older than this many days (unset: keep forever);
+    # the latest evaluation of each entity is always kept
+    retention_days: float | None = Field(default=None, gt=0)
+    # how often the retention job runs, and how many evaluations it deletes per statement
+    retention_interval: float = 3600.0
+    retention_batch: int = Field(default=1000, ge=1, le=100_000)
+
+    @field_validator("retention_interval", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> float:
+        seconds = parse_duration(value)
+        if seconds <= 0:
+            raise ValueError("must be positive")
+        return seconds
 
 
 class Settings(BaseSettings):
@@ -96,6 +147,8 @@ class Settings(BaseSettings):
     opa: OpaSettings = Field(default_factory=dict)  # type: ignore[arg-type]
     http: HttpSettings = Field(default_factory=dict)  # type: ignore[arg-type]
     worker: WorkerSettings = Field(default_factory=dict)  # type: ignore[arg-type]
+    audit: AuditSettings = Field(default_factory=dict)  # type: ignore[arg-type]
+    results: ResultsSettings = Field(default_factory=dict)  # type: ignore[arg-type]
     log_level: str = "INFO"
     # evaluate an errored pack as passing instead of blocking (fail-closed by default)
     fail_open: bool = False

@@ -16,6 +16,7 @@ import pytest
 import pytest_asyncio
 
 from gavel.db import create_pool
+from gavel.kafka import TOPIC_FIELDS
 from gavel.orgs import create_org
 from gavel.settings import Settings, load_settings
 from tests.helpers import migrated_database
@@ -57,9 +58,8 @@ async def database_url(stack_env: dict[str, str], session_id: str) -> AsyncItera
 
 @pytest.fixture(scope="session")
 def settings(stack_env: dict[str, str], database_url: str, session_id: str) -> Settings:
-    topics = {f"topic_{kind}": f"test-{session_id}.{kind.replace('_', '-')}"
-              for kind in ("group_changes", "stack_events", "account_events", "evaluations",
-                           "dead_letter")}
+    topics = {field: f"test-{session_id}.{field.removeprefix('topic_').replace('_', '-')}"
+              for field in TOPIC_FIELDS}
     return load_settings(
         database={"url": database_url},
         kafka={"bootstrap_servers": stack_env["GAVEL_KAFKA_BOOTSTRAP_SERVERS"],

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import aiohttp
 
+from gavel.kafka import TOPIC_FIELDS
 from gavel.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,11 +33,7 @@ def worker_env(settings: Settings, opa_url: str | None = None) -> dict[str, str]
     env.update({
         "GAVEL_DATABASE_URL": settings.database.url,
         "GAVEL_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-        "GAVEL_KAFKA_TOPIC_GROUP_CHANGES": kafka.topic_group_changes,
-        "GAVEL_KAFKA_TOPIC_STACK_EVENTS": kafka.topic_stack_events,
-        "GAVEL_KAFKA_TOPIC_ACCOUNT_EVENTS": kafka.topic_account_events,
-        "GAVEL_KAFKA_TOPIC_EVALUATIONS": kafka.topic_evaluations,
-        "GAVEL_KAFKA_TOPIC_DEAD_LETTER": kafka.topic_dead_letter,
+        **{f"GAVEL_KAFKA_{field.upper()}": getattr(kafka, field) for field in TOPIC_FIELDS},
         "GAVEL_KAFKA_CONSUMER_GROUP": kafka.consumer_group,
         "GAVEL_OPA_URL": opa_url or settings.opa.url,
         "GAVEL_LOG_LEVEL": "INFO",
