@@ -11,14 +11,23 @@ import orjson
 from gavel.settings import DatabaseSettings
 
 
-def _dumps(value: object) -> str:
-    return orjson.dumps(value).decode()
+_JSONB_VERSION = b"\x01"
+
+
+def _jsonb_encode(value: object) -> bytes:
+    return _JSONB_VERSION + orjson.dumps(value)
+
+
+def _jsonb_decode(data: bytes) -> object:
+    return orjson.loads(data[1:])
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    for type_name in ("json", "jsonb"):
-        await conn.set_type_codec(type_name, encoder=_dumps, decoder=orjson.loads,
-                                  schema="pg_catalog")
+    # binary codecs: COPY (bulk writes) needs them, and they skip a text round trip
+    await conn.set_type_codec("json", encoder=orjson.dumps, decoder=orjson.loads,
+                              schema="pg_catalog", format="binary")
+    await conn.set_type_codec("jsonb", encoder=_jsonb_encode, decoder=_jsonb_decode,
+                              schema="pg_catalog", format="binary")
 
 
 async def create_pool(settings: DatabaseSettings) -> asyncpg.Pool:

@@ -67,4 +67,20 @@ class AccountEvent(EventBase):
     scanId: str = Field(min_length=1, max_length=200)
     chunk: int = Field(default=1, ge=1)
     chunks: int = Field(default=1, ge=1)
-    auditId: uuid.UUID | None = None
+
+
+class AuditChunk(BaseModel):
+    """Value on ``gavel.audit-chunks``, key ``auditId/chunk``: entities to re-evaluate."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_: Literal[1] = Field(alias="schema")
+    eventId: str = Field(min_length=1, max_length=200)
+    org: str = Field(min_length=1, max_length=100)
+    occurredAt: datetime
+    auditId: uuid.UUID
+    chunk: int = Field(ge=1)
+    entityType: Literal["stack", "account"]
+    # "project/stack" keys or account names
+    entities: list[str] = Field(min_length=1)
+    groupRevision: int = Field(ge=0)

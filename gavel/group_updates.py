@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from gavel.audits import group_target, request_audit
 from gavel.domain_errors import ConflictError, DomainError, InvalidError, NotFoundError
 from gavel.enforcement import ConfigError
 from gavel.group_snapshot import record_group_change
@@ -21,11 +22,19 @@ from gavel.policy_group_models import (
 )
 from gavel.policy_groups import GroupRow, find_group
 
+_AUDITED_CHANGES = ("addPolicyPack", "removePolicyPack", "addStack", "removeStack",
+                    "addInsightsAccount", "removeInsightsAccount")
+
 
 async def update_group(pool: asyncpg.Pool, org_id: int, name: str,
                        updates: list[PolicyGroupUpdate], topic: str, *,
-                       batch: bool = False) -> int:
-    """Apply ``updates`` in order in one transaction; return the new org revision."""
+                       batch: bool = False, audit_delay: float | None = None) -> int:
+    """Apply ``updates`` in order in one transaction; return the new org revision.
+
+    A change to an audit-mode group's packs, their config or its members queues an
+    audit of that group (starting ``audit_delay`` seconds later, joined by further
+    changes meanwhile); ``None`` queues none.
+    """
     for index, update in enumerate(updates):
         if update.is_empty():
             raise InvalidError(f"{_where(index, batch)}the update names no change")
@@ -38,8 +47,14 @@ async def update_group(pool: asyncpg.Pool, org_id: int, name: str,
             except DomainError as exc:
                 raise exc.prefixed(_where(index, batch)) from None
             renamed = renamed or did_rename
-        return await record_group_change(conn, org_id, group.id,
-                                         "renamed" if renamed else "updated", topic)
+        revision = await record_group_change(conn, org_id, group.id,
+                                             "renamed" if renamed else "updated", topic)
+        if audit_delay is not None and group.mode == "audit" and any(
+                getattr(u, change) for u in updates for change in _AUDITED_CHANGES):
+            await request_audit(conn, org_id, target=group_target(group.id),
+                                trigger="group-change", delay=audit_delay,
+                                policy_group=group.name)
+        return revision
 
 
 def _where(index: int, batch: bool) -> str:

@@ -3,6 +3,7 @@ topic names per session, and factories that clean up what they built."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -65,6 +66,8 @@ def settings(stack_env: dict[str, str], database_url: str, session_id: str) -> S
         kafka={"bootstrap_servers": stack_env["GAVEL_KAFKA_BOOTSTRAP_SERVERS"],
                "consumer_group": f"test-{session_id}", **topics},
         opa={"url": stack_env["GAVEL_OPA_URL"]},
+        # scheduled scans are started by hand in their test; a short coalescing window
+        audit={"interval": 0, "coalesce_seconds": 0.5},
     )
 
 
@@ -87,5 +90,10 @@ async def new_org(pool: asyncpg.Pool):  # type: ignore[no-untyped-def]
         return name, token
 
     yield make
-    if made:
-        await pool.execute("DELETE FROM orgs WHERE id = ANY($1::bigint[])", made)
+    for attempt in range(5):
+        try:
+            await pool.execute("DELETE FROM orgs WHERE id = ANY($1::bigint[])", made)
+            return
+        except asyncpg.DeadlockDetectedError:
+            # the worker may still be storing an evaluation of the org
+            await asyncio.sleep(0.2 * (attempt + 1))

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -11,6 +14,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
 from gavel.events import AccountEvent, StackEvent
+from gavel.metrics import record_evaluation
 from gavel.settings import Settings
 from worker.dead_letters import BurstGuard, DeadLetters
 from worker.decode import BadEvent, decode
@@ -18,9 +22,43 @@ from worker.evaluate import Evaluator
 from worker.group_sync import GroupSync
 from worker.index import ACCOUNTS, STACKS, stack_key
 from worker.outcome import is_blocking, outcome_of
-from worker.store import Finished, store
+from worker.store import Finished
+from worker.store_batcher import StoreBatcher
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """The stack or account an evaluation is about, as the index and the Rego input see it."""
+
+    org: str
+    org_id: int
+    entity_type: str  # stack | account
+    key: str          # "project/stack" or the account name
+    entity: dict[str, Any]
+
+    @classmethod
+    def of_stack(cls, org: str, org_id: int, project: str, stack: str) -> Subject:
+        return cls(org, org_id, "stack", stack_key(project, stack),
+                   {"type": "stack", "org": org, "project": project, "stack": stack})
+
+    @classmethod
+    def of_account(cls, org: str, org_id: int, account: str, provider: str) -> Subject:
+        return cls(org, org_id, "account", account,
+                   {"type": "account", "org": org, "account": account, "provider": provider})
+
+
+@dataclass(frozen=True, slots=True)
+class Occasion:
+    """Why it is evaluated: an event, or an audit re-evaluating last known resources."""
+
+    evaluation_id: uuid.UUID
+    event_id: str
+    kind: str
+    occurred_at: datetime
+    event: StackEvent | AccountEvent | None = None
+    audit_id: uuid.UUID | None = None
 
 
 class Pipeline:
@@ -30,9 +68,10 @@ class Pipeline:
         self._settings = settings
         self._pool = pool
         self._producer = producer
-        self._groups = groups
+        self.groups = groups
         self._evaluator = evaluator
         self._dead_letters = dead_letters
+        self._batcher = StoreBatcher(pool)
         self._burst = BurstGuard()
         self._org_ids: dict[str, int] = {}
         self.opa_version = opa_version
@@ -43,71 +82,85 @@ class Pipeline:
         is_account = message.topic == self._settings.kafka.topic_account_events
         try:
             event = decode(message.value, is_account)
-            org_id = await self._org_id(event)
+            org_id = await self.org_id(event.org, event.groupRevision)
         except BadEvent as exc:
-            await self._dead_letters.send(message, str(exc))
+            await self.give_up(message, str(exc))
             self._burst.record(True)
             return
         self._burst.record(False)
         try:
-            await self._evaluate(event, org_id)
+            await self._evaluate_event(event, org_id)
         except BadEvent as exc:
-            await self._dead_letters.send(message, str(exc))
+            await self.give_up(message, str(exc))
 
     async def give_up(self, message: ConsumerRecord, error: str) -> None:
         await self._dead_letters.send(message, error)
 
-    async def _org_id(self, event: StackEvent | AccountEvent) -> int:
-        org_id = self._org_ids.get(event.org)
+    async def org_id(self, org: str, group_revision: int | None) -> int:
+        """The org's id, once the group index reflects ``group_revision``."""
+        org_id = self._org_ids.get(org)
         if org_id is None:
-            org_id = await self._pool.fetchval("SELECT id FROM orgs WHERE name = $1", event.org)
+            org_id = await self._pool.fetchval("SELECT id FROM orgs WHERE name = $1", org)
             if org_id is None:
-                raise BadEvent(f"org: unknown organization {event.org!r}")
-            self._org_ids[event.org] = org_id
-        if not await self._groups.ensure_current(event.org, event.groupRevision):
-            raise BadEvent(f"org: unknown organization {event.org!r}")
+                raise BadEvent(f"org: unknown organization {org!r}")
+            self._org_ids[org] = org_id
+        if not await self.groups.ensure_current(org, group_revision):
+            raise BadEvent(f"org: unknown organization {org!r}")
         return org_id
 
-    async def _evaluate(self, event: StackEvent | AccountEvent, org_id: int) -> None:
+    async def _evaluate_event(self, event: StackEvent | AccountEvent, org_id: int) -> None:
         if isinstance(event, StackEvent):
-            entity_type, key = "stack", stack_key(event.project, event.stack)
-            entity = {"type": "stack", "org": event.org, "project": event.project,
-                      "stack": event.stack}
-            applicables = self._groups.index.resolve(event.org, STACKS, key)
+            subject = Subject.of_stack(event.org, org_id, event.project, event.stack)
         else:
-            entity_type, key = "account", event.account
-            entity = {"type": "account", "org": event.org, "account": event.account,
-                      "provider": event.provider}
-            applicables = self._groups.index.resolve(event.org, ACCOUNTS, key)
+            subject = Subject.of_account(event.org, org_id, event.account, event.provider)
+        occasion = Occasion(event.evaluationId, event.eventId, event.kind, event.occurredAt,
+                            event=event)
+        await self.evaluate(subject, occasion, [r.model_dump() for r in event.resources])
+
+    async def evaluate(self, subject: Subject, occasion: Occasion,
+                       resources: list[dict[str, Any]]) -> bool:
+        """Evaluate, store and publish; False when it had been stored before."""
+        index_kind = STACKS if subject.entity_type == "stack" else ACCOUNTS
+        applicables = self.groups.index.resolve(subject.org, index_kind, subject.key)
         base_input: dict[str, Any] = {
-            "entity": entity, "event": {"kind": event.kind, "id": event.eventId},
-            "resources": [r.model_dump() for r in event.resources]}
+            "entity": subject.entity,
+            "event": {"kind": occasion.kind, "id": occasion.event_id},
+            "resources": resources}
         packs = await self._evaluator.evaluate(applicables, base_input)
         verdicts = [p.verdict for p in packs]
-        done = Finished(event=event, org_id=org_id, entity_type=entity_type, entity_key=key,
-                        outcome=outcome_of(verdicts),
-                        blocking=is_blocking(verdicts, event.kind, self._settings.fail_open),
-                        packs=packs, opa_version=self.opa_version)
+        event = occasion.event
+        done = Finished(
+            evaluation_id=occasion.evaluation_id, event_id=occasion.event_id,
+            org_id=subject.org_id, entity_type=subject.entity_type, entity_key=subject.key,
+            kind=occasion.kind, occurred_at=occasion.occurred_at,
+            resource_count=len(resources), outcome=outcome_of(verdicts),
+            blocking=is_blocking(verdicts, occasion.kind, self._settings.fail_open),
+            packs=packs, opa_version=self.opa_version, event=event, audit_id=occasion.audit_id,
+            scan=(event.scanId, event.chunk, event.chunks)
+            if isinstance(event, AccountEvent) else None)
         try:
-            async with self._pool.acquire() as conn:
-                finished_at = await store(conn, done)
+            finished_at = await self._batcher.store(done)
         except asyncpg.ForeignKeyViolationError:
-            self._org_ids.pop(event.org, None)
-            raise BadEvent(f"org: organization {event.org!r} no longer exists") from None
+            self._org_ids.pop(subject.org, None)
+            raise BadEvent(f"org: organization {subject.org!r} no longer exists") from None
         if finished_at is None:
             self.duplicates += 1
-            return
+            return False
         self.evaluated += 1
+        record_evaluation(done.outcome, done.entity_type, done.occurred_at)
         await self._producer.send(
-            self._settings.kafka.topic_evaluations, key=f"{event.org}/{key}".encode(),
-            value=orjson.dumps(_summary(done, finished_at.isoformat())))
+            self._settings.kafka.topic_evaluations,
+            key=f"{subject.org}/{subject.key}".encode(),
+            value=orjson.dumps(_summary(subject.org, done, finished_at.isoformat())))
+        return True
 
 
-def _summary(done: Finished, finished_at: str) -> dict[str, Any]:
-    return {"schema": 1, "id": str(done.event.evaluationId), "org": done.event.org,
-            "eventId": done.event.eventId, "entityType": done.entity_type,
-            "entity": done.entity_key, "kind": done.event.kind, "outcome": done.outcome,
+def _summary(org: str, done: Finished, finished_at: str) -> dict[str, Any]:
+    return {"schema": 1, "id": str(done.evaluation_id), "org": org,
+            "eventId": done.event_id, "entityType": done.entity_type,
+            "entity": done.entity_key, "kind": done.kind, "outcome": done.outcome,
             "blocking": done.blocking, "finishedAt": finished_at,
+            "auditId": str(done.audit_id) if done.audit_id else None,
             "violations": [{"groups": v.groups, "pack": v.pack, "policy": v.policy,
                             "level": v.level, "urn": v.urn, "message": v.message}
                            for p in done.packs for v in p.violations]}

@@ -1,12 +1,20 @@
-"""Write a finished evaluation: idempotent on the evaluation id, one transaction."""
+"""Write finished evaluations: idempotent on the evaluation id, a batch per transaction.
+
+Besides the history (``evaluations``, ``violations``) the same transaction keeps each
+entity's current state: ``latest_evaluations`` points at its newest evaluation (by
+event time) and ``current_violations`` holds a copy of that evaluation's violations.
+The row lock on ``latest_evaluations`` serializes two writers of one entity.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 
 from gavel.events import AccountEvent, StackEvent
 from worker.evaluate import PackResult
@@ -14,100 +22,183 @@ from worker.evaluate import PackResult
 NOTIFY_CHANNEL = "gavel_evaluation"
 
 _FINISH_PENDING = """
-UPDATE evaluations SET status = 'finished', outcome = $2, blocking = $3, packs = $4,
-       opa_version = $5, finished_at = now(), resource_count = $6
-WHERE id = $1 AND status = 'pending'
-RETURNING finished_at
+UPDATE evaluations e
+SET status = 'finished', outcome = u.outcome, blocking = u.blocking, packs = u.packs::jsonb,
+    opa_version = u.opa_version, finished_at = now(), resource_count = u.resource_count
+FROM unnest($1::uuid[], $2::text[], $3::bool[], $4::text[], $5::text[], $6::int[])
+     AS u(id, outcome, blocking, packs, opa_version, resource_count)
+WHERE e.id = u.id AND e.status = 'pending'
+RETURNING e.id, e.finished_at
 """
 _INSERT_FINISHED = """
 INSERT INTO evaluations (id, org_id, event_id, entity_type, entity_key, kind, status, outcome,
                          blocking, packs, opa_version, finished_at, resource_count, scan_id,
                          chunk, chunks, audit_id, occurred_at)
-VALUES ($1, $2, $3, $4, $5, $6, 'finished', $7, $8, $9, $10, now(), $11, $12, $13, $14, $15, $16)
+SELECT id, org_id, event_id, entity_type, entity_key, kind, 'finished', outcome, blocking,
+       packs::jsonb, opa_version, now(), resource_count, scan_id, chunk, chunks, audit_id,
+       occurred_at
+FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
+            $7::text[], $8::bool[], $9::text[], $10::text[], $11::int[], $12::text[],
+            $13::int[], $14::int[], $15::uuid[], $16::timestamptz[])
+     AS u(id, org_id, event_id, entity_type, entity_key, kind, outcome, blocking, packs,
+          opa_version, resource_count, scan_id, chunk, chunks, audit_id, occurred_at)
 ON CONFLICT DO NOTHING
-RETURNING finished_at
+RETURNING id, finished_at
 """
-_INSERT_VIOLATION = """
-INSERT INTO violations (evaluation_id, org_id, entity_type, entity_key, groups, pack,
-                        pack_version, version_tag, policy, level, urn, message, details,
-                        observed_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+_VIOLATION_COLUMNS = ["evaluation_id", "org_id", "entity_type", "entity_key", "groups", "pack",
+                      "pack_version", "version_tag", "policy", "level", "urn", "message",
+                      "details", "observed_at"]
+# Newest by event time wins; a batch may hold several evaluations of one entity.
+_ADVANCE_LATEST = """
+INSERT INTO latest_evaluations (org_id, entity_type, entity_key, evaluation_id, occurred_at,
+                                finished_at)
+SELECT DISTINCT ON (org_id, entity_type, entity_key)
+       org_id, entity_type, entity_key, id, occurred_at, finished_at
+FROM evaluations WHERE id = ANY($1::uuid[])
+ORDER BY org_id, entity_type, entity_key, occurred_at DESC, finished_at DESC
+ON CONFLICT (org_id, entity_type, entity_key) DO UPDATE
+SET evaluation_id = EXCLUDED.evaluation_id, occurred_at = EXCLUDED.occurred_at,
+    finished_at = EXCLUDED.finished_at
+WHERE (latest_evaluations.occurred_at, latest_evaluations.finished_at)
+      <= (EXCLUDED.occurred_at, EXCLUDED.finished_at)
+RETURNING org_id, entity_type, entity_key, evaluation_id
+"""
+_CLEAR_CURRENT = """
+DELETE FROM current_violations c
+USING unnest($1::bigint[], $2::text[], $3::text[]) AS u(org_id, entity_type, entity_key)
+WHERE c.org_id = u.org_id AND c.entity_type = u.entity_type AND c.entity_key = u.entity_key
+"""
+_COPY_CURRENT = """
+INSERT INTO current_violations (violation_id, evaluation_id, org_id, entity_type, entity_key,
+                                groups, pack, pack_version, version_tag, policy, level, urn,
+                                message, details, observed_at)
+SELECT id, evaluation_id, org_id, entity_type, entity_key, groups, pack, pack_version,
+       version_tag, policy, level, urn, message, details, observed_at
+FROM violations WHERE evaluation_id = ANY($1::uuid[])
 """
 
 
 @dataclass(slots=True)
 class Finished:
-    event: StackEvent | AccountEvent
+    """An evaluated event (``event``) or audited entity (``audit_id``), ready to store."""
+
+    evaluation_id: uuid.UUID
+    event_id: str
     org_id: int
     entity_type: str
     entity_key: str
+    kind: str
+    occurred_at: datetime
+    resource_count: int
     outcome: str
     blocking: bool
     packs: list[PackResult]
     opa_version: str
+    # the event whose resources become the entity's last known ones (None for audits)
+    event: StackEvent | AccountEvent | None = None
+    audit_id: uuid.UUID | None = None
+    scan: tuple[str, int, int] | None = field(default=None)
 
 
-async def store(conn: asyncpg.Connection, done: Finished) -> datetime | None:
-    """Store the evaluation; None when it was already stored (a redelivery)."""
-    event = done.event
-    provenance = [p.provenance(done.opa_version) for p in done.packs]
+async def store_batch(conn: asyncpg.Connection,
+                      batch: list[Finished]) -> dict[uuid.UUID, datetime]:
+    """Store the evaluations; return the finish time of those not stored before."""
+    unique = {done.evaluation_id: done for done in batch}
+    items = sorted(unique.values(), key=lambda d: (d.org_id, d.entity_type, d.entity_key))
     async with conn.transaction():
-        finished_at = await conn.fetchval(
-            _FINISH_PENDING, event.evaluationId, done.outcome, done.blocking, provenance,
-            done.opa_version, len(event.resources))
-        if finished_at is None:
-            scan = event if isinstance(event, AccountEvent) else None
-            finished_at = await conn.fetchval(
-                _INSERT_FINISHED, event.evaluationId, done.org_id, event.eventId,
-                done.entity_type, done.entity_key, event.kind, done.outcome, done.blocking,
-                provenance, done.opa_version, len(event.resources),
-                scan.scanId if scan else None, scan.chunk if scan else None,
-                scan.chunks if scan else None, scan.auditId if scan else None,
-                event.occurredAt)
-        if finished_at is None:
-            return None
-        rows = [(event.evaluationId, done.org_id, done.entity_type, done.entity_key, v.groups,
-                 v.pack, v.pack_version, v.version_tag, v.policy, v.level, v.urn, v.message,
-                 v.details, finished_at)
-                for pack in done.packs for v in pack.violations]
-        if rows:
-            await conn.executemany(_INSERT_VIOLATION, rows)
-        await _remember_resources(conn, done)
-        await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(event.evaluationId))
-    return finished_at
+        stored = await _finish_or_insert(conn, items)
+        new = [done for done in items if done.evaluation_id in stored]
+        if not new:
+            return stored
+        await _insert_violations(conn, new, stored)
+        await _advance_current_state(conn, [done.evaluation_id for done in new])
+        await _remember_resources(conn, [d for d in new if d.event is not None])
+        await conn.execute("SELECT pg_notify($1, id::text) FROM unnest($2::uuid[]) AS id",
+                           NOTIFY_CHANNEL, [done.evaluation_id for done in new])
+    return stored
 
 
-async def _remember_resources(conn: asyncpg.Connection, done: Finished) -> None:
+async def _finish_or_insert(conn: asyncpg.Connection,
+                            items: list[Finished]) -> dict[uuid.UUID, datetime]:
+    # as JSON text: a list per element would read as a dimension of a jsonb[] array
+    provenance = {d.evaluation_id: orjson.dumps([p.provenance(d.opa_version)
+                                                 for p in d.packs]).decode()
+                  for d in items}
+    rows = await conn.fetch(
+        _FINISH_PENDING, [d.evaluation_id for d in items], [d.outcome for d in items],
+        [d.blocking for d in items], [provenance[d.evaluation_id] for d in items],
+        [d.opa_version for d in items], [d.resource_count for d in items])
+    stored = {row["id"]: row["finished_at"] for row in rows}
+    rest = [d for d in items if d.evaluation_id not in stored]
+    if rest:
+        scans = [d.scan or (None, None, None) for d in rest]
+        rows = await conn.fetch(
+            _INSERT_FINISHED, [d.evaluation_id for d in rest], [d.org_id for d in rest],
+            [d.event_id for d in rest], [d.entity_type for d in rest],
+            [d.entity_key for d in rest], [d.kind for d in rest], [d.outcome for d in rest],
+            [d.blocking for d in rest], [provenance[d.evaluation_id] for d in rest],
+            [d.opa_version for d in rest], [d.resource_count for d in rest],
+            [s[0] for s in scans], [s[1] for s in scans], [s[2] for s in scans],
+            [d.audit_id for d in rest], [d.occurred_at for d in rest])
+        stored.update({row["id"]: row["finished_at"] for row in rows})
+    return stored
+
+
+async def _insert_violations(conn: asyncpg.Connection, new: list[Finished],
+                             stored: dict[uuid.UUID, datetime]) -> None:
+    records = [(d.evaluation_id, d.org_id, d.entity_type, d.entity_key, v.groups, v.pack,
+                v.pack_version, v.version_tag, v.policy, v.level, v.urn, v.message,
+                v.details, stored[d.evaluation_id])
+               for d in new for pack in d.packs for v in pack.violations]
+    if records:
+        await conn.copy_records_to_table("violations", records=records,
+                                         columns=_VIOLATION_COLUMNS)
+
+
+async def _advance_current_state(conn: asyncpg.Connection, ids: list[uuid.UUID]) -> None:
+    advanced = await conn.fetch(_ADVANCE_LATEST, ids)
+    if not advanced:
+        return
+    await conn.execute(_CLEAR_CURRENT, [r["org_id"] for r in advanced],
+                       [r["entity_type"] for r in advanced],
+                       [r["entity_key"] for r in advanced])
+    await conn.execute(_COPY_CURRENT, [r["evaluation_id"] for r in advanced])
+
+
+async def _remember_resources(conn: asyncpg.Connection, new: list[Finished]) -> None:
     """Keep each entity's last known resources, for audits."""
-    event = done.event
-    resources: list[dict[str, Any]] = [r.model_dump() for r in event.resources]
-    if isinstance(event, StackEvent):
-        if event.kind == "preview":
-            resources_sql = "stacks.resources"
-        elif event.kind == "destroy":
-            resources, resources_sql = [], "EXCLUDED.resources"
-        else:
-            resources_sql = "EXCLUDED.resources"
-        await conn.execute(
-            f"""INSERT INTO stacks (org_id, project, name, resources, resource_count)
-                VALUES ($1, $2, $3, $4, $5)
-                ON CONFLICT (org_id, project, name) DO UPDATE
-                SET resources = {resources_sql},
-                    resource_count = jsonb_array_length({resources_sql}), updated_at = now()""",
-            done.org_id, event.project, event.stack,
-            resources if event.kind != "preview" else [], len(resources)
-            if event.kind != "preview" else 0)
-        return
-    if event.auditId is not None:
-        return
-    # the first chunk of a scan replaces what the account had; later chunks add to it
-    await conn.execute(
-        """UPDATE accounts SET
-               resources = CASE WHEN $3 = 1 THEN $4::jsonb ELSE resources || $4::jsonb END,
-               resource_count = CASE WHEN $3 = 1 THEN $5 ELSE resource_count + $5 END,
-               scan_status = jsonb_build_object('scanId', $6::text, 'chunk', $3::int,
-                                                'chunks', $7::int, 'finishedAt', now()),
-               updated_at = now()
-           WHERE org_id = $1 AND name = $2""",
-        done.org_id, event.account, event.chunk, resources, len(resources), event.scanId,
-        event.chunks)
+    stacks: list[tuple[Any, ...]] = []
+    accounts: list[tuple[Any, ...]] = []
+    for done in new:
+        event = done.event
+        if isinstance(event, StackEvent):
+            # a preview proposes resources; only a deployment changes what is there
+            keep = event.kind == "preview"
+            resources = [] if keep or event.kind == "destroy" else [
+                r.model_dump() for r in event.resources]
+            stacks.append((done.org_id, event.project, event.stack, resources, keep))
+        elif isinstance(event, AccountEvent):
+            accounts.append((done.org_id, event.account, event.chunk,
+                             [r.model_dump() for r in event.resources], event.scanId,
+                             event.chunks))
+    if stacks:
+        await conn.executemany(
+            """INSERT INTO stacks (org_id, project, name, resources, resource_count)
+               VALUES ($1, $2, $3, $4, jsonb_array_length($4))
+               ON CONFLICT (org_id, project, name) DO UPDATE
+               SET resources = CASE WHEN $5 THEN stacks.resources ELSE EXCLUDED.resources END,
+                   resource_count = CASE WHEN $5 THEN stacks.resource_count
+                                         ELSE EXCLUDED.resource_count END,
+                   updated_at = now()""", stacks)
+    if accounts:
+        # the first chunk of a scan replaces what the account had; later chunks add to it
+        await conn.executemany(
+            """UPDATE accounts SET
+                   resources = CASE WHEN $3 = 1 THEN $4::jsonb ELSE resources || $4::jsonb END,
+                   resource_count = CASE WHEN $3 = 1 THEN jsonb_array_length($4::jsonb)
+                                         ELSE resource_count + jsonb_array_length($4::jsonb)
+                                    END,
+                   scan_status = jsonb_build_object('scanId', $5::text, 'chunk', $3::int,
+                                                    'chunks', $6::int, 'finishedAt', now()),
+                   updated_at = now()
+               WHERE org_id = $1 AND name = $2""", accounts)

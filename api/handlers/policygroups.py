@@ -16,6 +16,10 @@ def _topic(request: web.Request) -> str:
     return request.app[SETTINGS].kafka.topic_group_changes
 
 
+def _audit_delay(request: web.Request) -> float:
+    return request.app[SETTINGS].audit.coalesce_seconds
+
+
 async def list_groups(request: web.Request) -> web.Response:
     groups = await policy_groups.list_summaries(request.app[POOL], principal(request).org_id)
     return json_response({"policyGroups": groups})
@@ -40,7 +44,8 @@ async def get_group(request: web.Request) -> web.Response:
 async def update_group(request: web.Request) -> web.Response:
     body: PolicyGroupUpdate = await parse_body(request, PolicyGroupUpdate)
     await group_updates.update_group(request.app[POOL], principal(request).org_id,
-                                     request.match_info["group"], [body], _topic(request))
+                                     request.match_info["group"], [body], _topic(request),
+                                     audit_delay=_audit_delay(request))
     return web.Response(status=204)
 
 
@@ -49,7 +54,7 @@ async def batch_update_group(request: web.Request) -> web.Response:
     body: list[PolicyGroupUpdate] = await parse_body(request, BatchUpdate)
     await group_updates.update_group(request.app[POOL], principal(request).org_id,
                                      request.match_info["group"], body, _topic(request),
-                                     batch=True)
+                                     batch=True, audit_delay=_audit_delay(request))
     return web.Response(status=204)
 
 

@@ -16,7 +16,7 @@ PAGING = [
     {"name": "page[size]", "in": "query", "schema": {"type": "integer", "minimum": 1,
                                                      "maximum": 1000, "default": 100}},
 ]
-_PAGED = {"links": {"type": "object"}, "meta": {"type": "object", "properties": {
+PAGED = {"links": {"type": "object"}, "meta": {"type": "object", "properties": {
     "page": {"type": "object"}}}}
 _STACK_PROPERTIES = {"routingProject": {"type": "string"}, "name": {"type": "string"},
                      "resourceCount": {"type": "integer"},
@@ -83,7 +83,7 @@ PATHS: dict[str, Any] = {
     "/api/orgs/{org}/stacks": {"get": {
         "summary": "The org's stacks, paged", "parameters": [ORG, *PAGING],
         "responses": {**ok({"type": "object", "properties": {
-            "stacks": {"type": "array", "items": ref("Stack")}, **_PAGED}}),
+            "stacks": {"type": "array", "items": ref("Stack")}, **PAGED}}),
             **error_responses(400, 401, 404)}}},
     "/api/orgs/{org}/accounts": {
         "post": {"summary": "Register an account", "parameters": [ORG],
@@ -93,7 +93,7 @@ PATHS: dict[str, Any] = {
         "get": {"summary": "The org's accounts, paged", "parameters": [ORG, *PAGING],
                 "responses": {**ok({"type": "object", "properties": {
                     "accounts": {"type": "array", "items": ref("InsightsAccount")},
-                    **_PAGED}}), **error_responses(400, 401, 404)}}},
+                    **PAGED}}), **error_responses(400, 401, 404)}}},
     "/api/orgs/{org}/accounts/{name}": {
         "get": {"summary": "An account", "parameters": [ORG, ACCOUNT],
                 "responses": {**ok(ref("InsightsAccount")), **error_responses(401, 404)}},

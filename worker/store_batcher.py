@@ -1,0 +1,71 @@
+"""Group the finished evaluations of concurrent messages into few transactions.
+
+Each message's task hands its evaluation to ``store`` and waits for its own result;
+writers take whatever has queued up meanwhile (up to ``max_batch``), so under load a
+handful of round trips stores dozens of evaluations, and alone an evaluation is
+written at once. A failing batch is retried one evaluation at a time, so one bad
+evaluation fails only its own message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import datetime
+
+import asyncpg
+
+from worker.store import Finished, store_batch
+
+log = logging.getLogger(__name__)
+_Waiting = tuple[Finished, asyncio.Future[datetime | None]]
+
+
+class StoreBatcher:
+    def __init__(self, pool: asyncpg.Pool, max_batch: int = 64, writers: int = 2) -> None:
+        self._pool = pool
+        self._max_batch = max_batch
+        self._writers = writers
+        self._queue: list[_Waiting] = []
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def store(self, done: Finished) -> datetime | None:
+        """The evaluation's finish time; None when it had been stored before."""
+        future: asyncio.Future[datetime | None] = asyncio.get_running_loop().create_future()
+        self._queue.append((done, future))
+        if len(self._running) < self._writers:
+            task = asyncio.create_task(self._write_queued())
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+        return await asyncio.shield(future)
+
+    async def _write_queued(self) -> None:
+        while self._queue:
+            batch = self._queue[:self._max_batch]
+            del self._queue[:self._max_batch]
+            try:
+                await self._write(batch)
+            except Exception:
+                for waiting in batch:
+                    await self._write_one(waiting)
+
+    async def _write(self, batch: list[_Waiting]) -> None:
+        async with self._pool.acquire() as conn:
+            stored = await store_batch(conn, [done for done, _ in batch])
+        _resolve(batch, stored)
+
+    async def _write_one(self, waiting: _Waiting) -> None:
+        try:
+            await self._write([waiting])
+        except Exception as exc:
+            if not waiting[1].done():
+                waiting[1].set_exception(exc)
+
+
+def _resolve(batch: list[_Waiting], stored: dict[uuid.UUID, datetime]) -> None:
+    # an evaluation delivered twice at once is new for the first waiter only
+    fresh = dict(stored)
+    for done, future in batch:
+        if not future.done():
+            future.set_result(fresh.pop(done.evaluation_id, None))
