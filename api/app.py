@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from aiohttp import web
 
@@ -13,6 +14,7 @@ from api.errors import error_middleware
 from api.evaluation_waiters import evaluation_waiters
 from api.keys import OPA, POOL, SETTINGS
 from api.outbox_relay import OutboxRelay
+from api.retention_job import RetentionJob
 from api.routes import setup_routes
 from gavel.db import create_pool
 from gavel.opa import opa_client
@@ -42,6 +44,19 @@ async def _outbox_relay(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
+async def _retention(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    results = settings.results
+    assert results.retention_days is not None
+    job = RetentionJob(app[POOL], settings.database.url, timedelta(days=results.retention_days),
+                       results.retention_interval, results.retention_batch)
+    task = asyncio.create_task(job.run(), name="retention")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def create_app(settings: Settings, *, with_relay: bool = True) -> web.Application:
     app = web.Application(middlewares=[error_middleware, auth_middleware],
                           client_max_size=settings.http.max_body_bytes)
@@ -51,5 +66,7 @@ def create_app(settings: Settings, *, with_relay: bool = True) -> web.Applicatio
     app.cleanup_ctx.append(evaluation_waiters)
     if with_relay:
         app.cleanup_ctx.append(_outbox_relay)
+    if settings.results.retention_days is not None:
+        app.cleanup_ctx.append(_retention)
     setup_routes(app)
     return app

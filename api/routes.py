@@ -9,6 +9,7 @@ from api.handlers import (
     evaluations,
     events,
     health,
+    metrics,
     orgs,
     policygroups,
     policypacks,
@@ -21,6 +22,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_routes([
         web.get("/healthz", health.healthz),
         web.get("/readyz", health.readyz),
+        web.get("/metrics", metrics.metrics),
         web.get("/api/openapi.json", openapi_json),
         web.get("/api/orgs/{org}", orgs.get_org),
         web.get("/api/orgs/{org}/tokens", orgs.list_tokens),

@@ -8,12 +8,15 @@ up to the lowest message still in flight, i.e. only what is stored in Postgres.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from gavel.metrics import record_consumed
+from worker.consumer_lag import report_lag
 from worker.dead_letters import DeadLetterBurst
 from worker.offsets import OffsetTracker
 
@@ -36,7 +39,7 @@ class _Rebalance(ConsumerRebalanceListener):
 class EvaluationLoop:
     def __init__(self, consumer: AIOKafkaConsumer, topics: list[str], handle: Handler,
                  give_up: FailedHandler, concurrency: int, shutdown_timeout: float,
-                 attempts: int = 5) -> None:
+                 attempts: int = 5, lag_interval: float = 5.0) -> None:
         self._consumer = consumer
         self._topics = topics
         self._handle = handle
@@ -44,6 +47,7 @@ class EvaluationLoop:
         self._concurrency = concurrency
         self._shutdown_timeout = shutdown_timeout
         self._attempts = attempts
+        self._lag_interval = lag_interval
         self._offsets = OffsetTracker()
         self._tasks: dict[asyncio.Task[None], TopicPartition] = {}
         self._fatal: BaseException | None = None
@@ -52,6 +56,8 @@ class EvaluationLoop:
     async def run(self, stop: asyncio.Event) -> None:
         self._consumer.subscribe(self._topics, listener=_Rebalance(self))
         paused = False
+        lag_reporter = asyncio.create_task(report_lag(self._consumer, self._lag_interval),
+                                           name="consumer-lag")
         try:
             while not stop.is_set():
                 if self._fatal is not None:
@@ -68,9 +74,13 @@ class EvaluationLoop:
                         self._start(tp, message)
                 await self.commit()
         finally:
+            lag_reporter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lag_reporter
             await self._drain()
 
     def _start(self, tp: TopicPartition, message: ConsumerRecord) -> None:
+        record_consumed(message.topic)
         self._offsets.started(tp, message.offset)
         task = asyncio.create_task(self._process(message))
         self._tasks[task] = tp

@@ -13,6 +13,8 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
+from gavel.metrics import record_dead_letter
+
 
 class DeadLetterBurst(RuntimeError):
     pass
@@ -51,3 +53,4 @@ class DeadLetters:
         await self._producer.send_and_wait(self._topic, key=message.key,
                                            value=orjson.dumps(envelope))
         self.count += 1
+        record_dead_letter(message.topic)

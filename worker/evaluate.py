@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gavel.enforcement import effective_level, policy_values
+from gavel.metrics import record_pack_duration
 from worker.index import Applicable
 from worker.opa_runtime import OpaRuntime, OpaUnavailable, PackCatalog, PackFailed
 from worker.outcome import PackVerdict
@@ -97,6 +98,7 @@ class Evaluator:
                                  for p in enabled}}
         found, decision_id, elapsed = await self._runtime.evaluate(pack, input_doc)
         result.duration_ms, result.decision_id = elapsed, decision_id
+        record_pack_duration(applicable.pack, elapsed)
         groups = [g.name for g in applicable.groups]
         for policy in enabled:
             for item in found.get(policy.slug, []):

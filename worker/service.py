@@ -17,6 +17,7 @@ from worker.dead_letters import DeadLetters
 from worker.evaluate import Evaluator
 from worker.group_sync import GroupSync
 from worker.index import GroupIndex
+from worker.metrics_server import metrics_server
 from worker.opa_runtime import OpaRuntime, OpaUnavailable, PackCatalog
 from worker.pipeline import Pipeline
 
@@ -48,6 +49,7 @@ async def _opa_version(runtime: OpaRuntime, stop: asyncio.Event) -> str:
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     await ensure_topics(settings.kafka)
     async with AsyncExitStack() as stack:
+        await stack.enter_async_context(metrics_server(settings.worker.metrics_port))
         pool = await stack.enter_async_context(pool_context(settings.database))
         session = await stack.enter_async_context(aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=max(8, settings.worker.concurrency)),

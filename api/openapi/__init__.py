@@ -11,9 +11,9 @@ from typing import Any
 from aiohttp import web
 
 from api.json import json_response
-from api.openapi import core, evaluations, policygroups, policypacks, stacks
+from api.openapi import core, evaluations, operations, policygroups, policypacks, stacks
 
-_MODULES = [core, evaluations, policypacks, policygroups, stacks]
+_MODULES = [core, operations, evaluations, policypacks, policygroups, stacks]
 
 
 def build_document() -> dict[str, Any]:

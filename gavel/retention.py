@@ -1,0 +1,73 @@
+"""Retention: delete finished evaluations (their violations cascade) and finished
+audits older than ``GAVEL_RESULTS_RETENTION_DAYS``.
+
+Each batch is one short statement in its own transaction, so the job never holds
+many row locks or a long transaction. The latest evaluation of an entity is never
+deleted, however old: an evaluation goes only when ``latest_evaluations`` names a
+different one for its entity, which also keeps the history of an entity whose
+latest evaluation is not recorded there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import asyncpg
+
+# Batches walk (finished_at, id) upwards from where the previous one stopped, so
+# the old latest evaluations that are kept are stepped over once, not per batch.
+_DELETE_EVALUATIONS = """
+WITH doomed AS (
+    SELECT e.id, e.finished_at FROM evaluations e
+    WHERE e.status = 'finished' AND e.finished_at < now() - $1::interval
+      AND (e.finished_at, e.id) > ($2::timestamptz, $3::uuid)
+      AND EXISTS (SELECT 1 FROM latest_evaluations l
+                  WHERE l.org_id = e.org_id AND l.entity_type = e.entity_type
+                    AND l.entity_key = e.entity_key AND l.evaluation_id <> e.id)
+    ORDER BY e.finished_at, e.id
+    LIMIT $4
+)
+DELETE FROM evaluations e USING doomed WHERE e.id = doomed.id
+RETURNING e.finished_at, e.id
+"""
+_DELETE_AUDITS = """
+WITH doomed AS (
+    SELECT id FROM audits
+    WHERE status IN ('completed', 'failed')
+      AND coalesce(finished_at, created_at) < now() - $1::interval
+    LIMIT $2
+)
+DELETE FROM audits a USING doomed WHERE a.id = doomed.id
+"""
+_START = (datetime.fromisoformat("0001-01-01T00:00:00+00:00"),
+          "00000000-0000-0000-0000-000000000000")
+
+
+@dataclass(slots=True)
+class Deleted:
+    evaluations: int = 0
+    audits: int = 0
+    batches: int = 0
+
+
+async def delete_expired(pool: asyncpg.Pool, older_than: timedelta, batch: int) -> Deleted:
+    """Delete in batches of at most ``batch`` rows until nothing old is left."""
+    deleted = Deleted()
+    after = _START
+    while True:
+        rows = await pool.fetch(_DELETE_EVALUATIONS, older_than, *after, batch)
+        deleted.batches += 1
+        deleted.evaluations += len(rows)
+        if len(rows) < batch:
+            break
+        last = max(rows, key=lambda r: (r["finished_at"], r["id"]))
+        after = (last["finished_at"], last["id"])
+    while True:
+        status = await pool.execute(_DELETE_AUDITS, older_than, batch)
+        count = int(status.split()[-1])
+        deleted.batches += 1
+        deleted.audits += count
+        if count < batch:
+            break
+    return deleted
