@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from datetime import timedelta
+from typing import Any
 
 from aiohttp import web
 
+from api.audit_planner import AuditPlanner
 from api.auth import auth_middleware
 from api.errors import error_middleware
 from api.evaluation_waiters import evaluation_waiters
@@ -34,14 +36,28 @@ async def _opa(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+@contextlib.asynccontextmanager
+async def background(job: Coroutine[Any, Any, None], name: str) -> AsyncIterator[None]:
+    """Run ``job`` while the app runs; cancel it at shutdown."""
+    task = asyncio.create_task(job, name=name)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def _outbox_relay(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     relay = OutboxRelay(app[POOL], settings.database.url, settings.kafka)
-    task = asyncio.create_task(relay.run(), name="outbox-relay")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with background(relay.run(), "outbox-relay"):
+        yield
+
+
+async def _audit_planner(app: web.Application) -> AsyncIterator[None]:
+    async with background(AuditPlanner(app[POOL], app[SETTINGS]).run(), "audit-planner"):
+        yield
 
 
 async def _retention(app: web.Application) -> AsyncIterator[None]:
@@ -50,11 +66,8 @@ async def _retention(app: web.Application) -> AsyncIterator[None]:
     assert results.retention_days is not None
     job = RetentionJob(app[POOL], settings.database.url, timedelta(days=results.retention_days),
                        results.retention_interval, results.retention_batch)
-    task = asyncio.create_task(job.run(), name="retention")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with background(job.run(), "retention"):
+        yield
 
 
 def create_app(settings: Settings, *, with_relay: bool = True) -> web.Application:
@@ -66,6 +79,7 @@ def create_app(settings: Settings, *, with_relay: bool = True) -> web.Applicatio
     app.cleanup_ctx.append(evaluation_waiters)
     if with_relay:
         app.cleanup_ctx.append(_outbox_relay)
+        app.cleanup_ctx.append(_audit_planner)
     if settings.results.retention_days is not None:
         app.cleanup_ctx.append(_retention)
     setup_routes(app)

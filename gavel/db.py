@@ -10,7 +10,6 @@ import orjson
 
 from gavel.settings import DatabaseSettings
 
-
 _JSONB_VERSION = b"\x01"
 
 

@@ -60,6 +60,9 @@ class KafkaSettings(Section):
 class OpaSettings(Section):
     url: str = ""
     timeout: float = Field(default=10.0, gt=0)
+    # evaluation queries in flight per worker, and events per query at most
+    max_requests: int = Field(default=4, ge=1, le=256)
+    batch_size: int = Field(default=32, ge=1, le=1000)
 
     @field_validator("url")
     @classmethod

@@ -10,6 +10,7 @@ from typing import Any
 from gavel.enforcement import effective_level, policy_values
 from gavel.metrics import record_pack_duration
 from worker.index import Applicable
+from worker.opa_batcher import OpaBatcher
 from worker.opa_runtime import OpaRuntime, OpaUnavailable, PackCatalog, PackFailed
 from worker.outcome import PackVerdict
 
@@ -34,6 +35,8 @@ class PackResult:
     applicable: Applicable
     duration_ms: float = 0.0
     decision_id: str | None = None
+    # events evaluated by the same OPA query (duration_ms is that query's)
+    batched: int = 1
     error: str | None = None
     violations: list[Violation] = field(default_factory=list)
 
@@ -47,17 +50,16 @@ class PackResult:
         return {"name": a.pack, "version": a.version, "versionTag": a.version_tag,
                 "groups": [{"name": g.name, "mode": g.mode} for g in a.groups],
                 "opaVersion": opa_version, "decisionId": self.decision_id,
-                "durationMs": round(self.duration_ms, 3),
+                "durationMs": round(self.duration_ms, 3), "batchSize": self.batched,
                 "status": "error" if self.error else "ok", "error": self.error,
                 "violations": len(self.violations)}
 
 
 class Evaluator:
-    def __init__(self, catalog: PackCatalog, runtime: OpaRuntime, pack_concurrency: int = 8,
-                 retry_max_delay: float = 5.0) -> None:
+    def __init__(self, catalog: PackCatalog, runtime: OpaRuntime, max_requests: int = 4,
+                 batch_size: int = 32, retry_max_delay: float = 5.0) -> None:
         self._catalog = catalog
-        self._runtime = runtime
-        self._limit = asyncio.Semaphore(pack_concurrency)
+        self._opa = OpaBatcher(runtime, max_requests=max_requests, max_batch=batch_size)
         self._retry_max_delay = retry_max_delay
         self.opa_down = False
 
@@ -70,8 +72,7 @@ class Evaluator:
         delay = 0.2
         while True:
             try:
-                async with self._limit:
-                    await self._run(result, base_input)
+                await self._run(result, base_input)
                 self.opa_down = False
                 return result
             except OpaUnavailable as exc:
@@ -96,8 +97,8 @@ class Evaluator:
                      "policies": [p.slug for p in enabled],
                      "configs": {p.slug: policy_values(applicable.config, p.name)
                                  for p in enabled}}
-        found, decision_id, elapsed = await self._runtime.evaluate(pack, input_doc)
-        result.duration_ms, result.decision_id = elapsed, decision_id
+        found, decision_id, elapsed, batched = await self._opa.evaluate(pack, input_doc)
+        result.duration_ms, result.decision_id, result.batched = elapsed, decision_id, batched
         record_pack_duration(applicable.pack, elapsed)
         groups = [g.name for g in applicable.groups]
         for policy in enabled:

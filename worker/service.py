@@ -8,10 +8,12 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import aiohttp
+from aiokafka.structs import ConsumerRecord
 
 from gavel.db import pool_context
 from gavel.kafka import ensure_topics, make_consumer, make_producer
 from gavel.settings import Settings
+from worker.audit_chunks import AuditChunks
 from worker.consumer import EvaluationLoop
 from worker.dead_letters import DeadLetters
 from worker.evaluate import Evaluator
@@ -66,13 +68,20 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             session_timeout_ms=30000, heartbeat_interval_ms=3000)
         await stack.enter_async_context(_started(consumer))
         pipeline = Pipeline(settings, pool, producer, groups,
-                            Evaluator(PackCatalog(pool), runtime),
+                            Evaluator(PackCatalog(pool), runtime, settings.opa.max_requests,
+                                      settings.opa.batch_size),
                             DeadLetters(pool, producer, settings.kafka.topic_dead_letter),
                             opa_version)
-        loop = EvaluationLoop(
-            consumer, [settings.kafka.topic_stack_events, settings.kafka.topic_account_events],
-            pipeline.handle, pipeline.give_up, settings.worker.concurrency,
-            settings.worker.shutdown_timeout)
+        kafka = settings.kafka
+        handlers = {kafka.topic_stack_events: pipeline.handle,
+                    kafka.topic_account_events: pipeline.handle,
+                    kafka.topic_audit_chunks: AuditChunks(pool, pipeline).handle}
+
+        async def route(message: ConsumerRecord) -> None:
+            await handlers[message.topic](message)
+
+        loop = EvaluationLoop(consumer, list(handlers), route, pipeline.give_up,
+                              settings.worker.concurrency, settings.worker.shutdown_timeout)
         log.info("worker started (OPA %s, concurrency %d)", opa_version,
                  settings.worker.concurrency)
         await loop.run(stop)
