@@ -85,6 +85,16 @@ class AuditChunks:
                                for subject, resources in subjects))
         await self._count(chunk)
 
+    async def give_up(self, message: ConsumerRecord, error: str) -> None:
+        """A chunk that keeps failing: what was stored counts, the rest fails, the
+        audit can still complete."""
+        await self._pipeline.give_up(message, error)
+        try:
+            chunk = decode_chunk(message.value)
+        except BadEvent:
+            return
+        await self._count(chunk)
+
     async def _load(self, chunk: AuditChunk,
                     org_id: int) -> list[tuple[Subject, list[dict[str, Any]]]]:
         """The chunk's entities that still exist, with their last known resources."""

@@ -73,14 +73,21 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
                             DeadLetters(pool, producer, settings.kafka.topic_dead_letter),
                             opa_version)
         kafka = settings.kafka
+        audit_chunks = AuditChunks(pool, pipeline)
         handlers = {kafka.topic_stack_events: pipeline.handle,
                     kafka.topic_account_events: pipeline.handle,
-                    kafka.topic_audit_chunks: AuditChunks(pool, pipeline).handle}
+                    kafka.topic_audit_chunks: audit_chunks.handle}
 
         async def route(message: ConsumerRecord) -> None:
             await handlers[message.topic](message)
 
-        loop = EvaluationLoop(consumer, list(handlers), route, pipeline.give_up,
+        async def give_up(message: ConsumerRecord, error: str) -> None:
+            if message.topic == kafka.topic_audit_chunks:
+                await audit_chunks.give_up(message, error)
+            else:
+                await pipeline.give_up(message, error)
+
+        loop = EvaluationLoop(consumer, list(handlers), route, give_up,
                               settings.worker.concurrency, settings.worker.shutdown_timeout)
         log.info("worker started (OPA %s, concurrency %d)", opa_version,
                  settings.worker.concurrency)
