@@ -20,7 +20,7 @@ def base_input(event: StackEvent) -> dict[str, Any]:
     return {"entity": {"type": "stack", "org": event.org, "project": event.project,
                        "stack": event.stack},
             "event": {"kind": event.kind, "id": event.eventId},
-            "resources": [r.model_dump() for r in event.resources]}
+            "resources": event.resources}
 
 
 def pack_input(pack: PackVersion, config: dict[str, Any],
@@ -33,9 +33,8 @@ def pack_input(pack: PackVersion, config: dict[str, Any],
 
 
 async def measure(settings: Settings, pool: asyncpg.Pool, version_ids: list[int],
-                  config: dict[str, Any], events: list[StackEvent]) -> float:
-    """Events per second with the worker's concurrency; every pack queried per event."""
-    concurrency = settings.worker.concurrency
+                  config: dict[str, Any], events: list[StackEvent], concurrency: int) -> float:
+    """Events per second, ``concurrency`` events in flight; every pack queried per event."""
     async with aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=max(8, concurrency)),
             timeout=aiohttp.ClientTimeout(total=settings.opa.timeout)) as session:

@@ -115,7 +115,7 @@ class Pipeline:
             subject = Subject.of_account(event.org, org_id, event.account, event.provider)
         occasion = Occasion(event.evaluationId, event.eventId, event.kind, event.occurredAt,
                             event=event)
-        await self.evaluate(subject, occasion, [r.model_dump() for r in event.resources])
+        await self.evaluate(subject, occasion, event.resources)
 
     async def evaluate(self, subject: Subject, occasion: Occasion,
                        resources: list[dict[str, Any]]) -> bool:

@@ -174,13 +174,11 @@ async def _remember_resources(conn: asyncpg.Connection, new: list[Finished]) -> 
         if isinstance(event, StackEvent):
             # a preview proposes resources; only a deployment changes what is there
             keep = event.kind == "preview"
-            resources = [] if keep or event.kind == "destroy" else [
-                r.model_dump() for r in event.resources]
+            resources = [] if keep or event.kind == "destroy" else event.resources
             stacks.append((done.org_id, event.project, event.stack, resources, keep))
         elif isinstance(event, AccountEvent):
-            accounts.append((done.org_id, event.account, event.chunk,
-                             [r.model_dump() for r in event.resources], event.scanId,
-                             event.chunks))
+            accounts.append((done.org_id, event.account, event.chunk, event.resources,
+                             event.scanId, event.chunks))
     if stacks:
         await conn.executemany(
             """INSERT INTO stacks (org_id, project, name, resources, resource_count)
