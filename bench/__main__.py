@@ -7,10 +7,11 @@ import asyncio
 import logging
 import sys
 
-from bench import pipeline, resolution
+from bench import api_load, audit, latency, pack_scale, pipeline, resolution
 from bench.report import Report
 
-BENCHMARKS = {"pipeline": pipeline, "resolution": resolution}
+BENCHMARKS = {"pipeline": pipeline, "resolution": resolution, "latency": latency,
+              "packs": pack_scale, "api": api_load, "audit": audit}
 
 
 def main(argv: list[str] | None = None) -> int:

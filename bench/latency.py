@@ -1,0 +1,107 @@
+"""latency: preventative decisions over HTTP at steady open-loop rates.
+
+The API (with its outbox relay) and one worker run as separate processes. A
+preventative group applies aws-baseline to S stacks. At each rate, one ``preview``
+event per 1/rate seconds is POSTed to the ingest endpoint and its evaluation
+long-polled (``?wait=30``) until finished; latency is POST sent -> long-poll answered.
+The CPU share of each process (servers, API, worker, generator) during each phase
+shows which one saturates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+
+import aiohttp
+
+from bench.cpu_meter import CpuMeter, add_cpu_shares
+from bench.events import PROJECTS, resources
+from bench.gavel_client import LONG_POLL_SECONDS, GavelClient
+from bench.http_setup import group_applying_baseline, org_token
+from bench.open_loop import Decision, PhaseResult, run_phase
+from bench.packs import ORG
+from bench.processes import load_average
+from bench.report import Report, percentile
+from bench.scratch import scratch
+from bench.services import Services, services
+from gavel.db import pool_context
+
+GROUP = "preventative-baseline"
+WARM_UP_DECISIONS = 40
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rates", default="20,100,300",
+                        help="events/s, comma-separated (default 20,100,300)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of each rate")
+    parser.add_argument("--resources", type=int, default=10, help="resources per event")
+    parser.add_argument("--stacks", type=int, default=200, help="stacks in the group")
+    parser.add_argument("--timeout", type=float, default=180.0,
+                        help="give up on one decision after this many seconds")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="sample the API and worker processes with py-spy (speedscope)")
+    parser.add_argument("--seed", type=int, default=1)
+
+
+async def run(args: argparse.Namespace) -> Report:
+    report = Report("latency", {"rates": args.rates, "seconds": args.seconds,
+                                "resources": args.resources, "stacks": args.stacks})
+    stacks = [(PROJECTS[i % len(PROJECTS)], f"stack-{i}") for i in range(args.stacks)]
+    async with scratch(with_topics=True) as (settings, env), \
+            pool_context(settings.database) as pool, \
+            services(settings, env, args.profile) as running:
+        report.add("load average at start (1/5/15 min)", load_average())
+        _, token = await org_token(pool)
+        await running.start_api()
+        running.start_workers(1)
+        report.parameters["worker concurrency"] = settings.worker.concurrency
+        async with aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0),
+                timeout=aiohttp.ClientTimeout(total=LONG_POLL_SECONDS + 30)) as session:
+            client = GavelClient(session, running.base_url, ORG, token)
+            await group_applying_baseline(client, GROUP, "preventative", stacks)
+            await _phases(args, client, running, CpuMeter(settings, running), stacks, report)
+        report.add("load average at end (1/5/15 min)", load_average())
+        report.add("logs", running.log_paths())
+    return report
+
+
+async def _phases(args: argparse.Namespace, client: GavelClient, running: Services,
+                  meter: CpuMeter, stacks: list[tuple[str, str]], report: Report) -> None:
+    rng = random.Random(args.seed)
+    warm = await run_phase(client, 10, _decisions(rng, stacks, WARM_UP_DECISIONS,
+                                                  args.resources), args.timeout)
+    if warm.errors:
+        raise SystemExit(f"warm-up failed: {warm.errors}; see {running.log_paths()}")
+    for rate in [float(r) for r in args.rates.split(",")]:
+        decisions = _decisions(rng, stacks, max(1, round(rate * args.seconds)),
+                               args.resources)
+        before = meter.sample()
+        with running.profiled(f"latency-{rate:g}"):
+            result = await run_phase(client, rate, decisions, args.timeout)
+        running.check_alive()
+        _add_phase(report, result)
+        add_cpu_shares(report, f"{rate:g}/s", before, meter.sample(), result.total_seconds)
+
+
+def _decisions(rng: random.Random, stacks: list[tuple[str, str]], count: int,
+               resource_count: int) -> list[Decision]:
+    chosen = [rng.choice(stacks) for _ in range(count)]
+    return [Decision(p, s, resources(rng, p, s, resource_count)) for p, s in chosen]
+
+
+def _add_phase(report: Report, result: PhaseResult) -> None:
+    at = f"{result.rate:g}/s"
+    report.add(f"{at} sent", result.sent)
+    report.add(f"{at} achieved send rate", result.sent / result.send_seconds, "events/s")
+    report.add(f"{at} decided rate (first POST to last answer)",
+               len(result.latencies_ms) / result.total_seconds, "events/s")
+    for name, fraction in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99)):
+        report.add(f"{at} decision latency {name}",
+                   percentile(result.latencies_ms, fraction), "ms")
+    report.add(f"{at} send lag p99", percentile(result.send_lag_ms, 0.99), "ms")
+    report.add(f"{at} errors", sum(result.errors.values()))
+    for kind, count in sorted(result.errors.items()):
+        report.add(f"{at} errors: {kind}", count)
+    report.add(f"{at} outcome error", result.outcomes.get("error", 0))

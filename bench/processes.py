@@ -1,0 +1,92 @@
+"""Gavel programs (``python -m gavel.cli api|worker``) as separate OS processes, so the
+load generator does not take their CPU; with their peak memory and CPU time, and
+optionally sampled by py-spy."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class GavelProcess:
+    def __init__(self, role: str, env: dict[str, str], log_path: Path,
+                 name: str | None = None) -> None:
+        self.role = role
+        self.name = name or role
+        self.log_path = log_path
+        self._env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._profiler: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log_path.open("wb") as log:
+            self._proc = subprocess.Popen([sys.executable, "-m", "gavel.cli", self.role],
+                                          env=self._env, stdout=log, stderr=subprocess.STDOUT)
+
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None, "not started"
+        return self._proc.pid
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def peak_memory_mib(self) -> float:
+        """VmHWM (peak resident set) of the running process, in MiB."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time the process has used so far."""
+        stat = Path(f"/proc/{self.pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2:].split()
+        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+    def start_profile(self, output: Path) -> None:
+        """Sample the process with py-spy (speedscope format) until ``stop_profile``."""
+        py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        self._profiler = subprocess.Popen(
+            [py_spy, "record", "--pid", str(self.pid), "--rate", "200",
+             "--format", "speedscope", "--output", str(output)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop_profile(self) -> None:
+        if self._profiler is not None:
+            self._profiler.send_signal(signal.SIGINT)
+            self._profiler.wait(timeout=60)
+            self._profiler = None
+
+    def stop(self, grace: float = 30.0) -> None:
+        self.stop_profile()
+        if self._proc is None or self._proc.poll() is not None:
+            return
+        self._proc.send_signal(signal.SIGTERM)
+        try:
+            self._proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait(timeout=10)
+
+    def tail(self, lines: int = 20) -> str:
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+
+def load_average() -> str:
+    """The machine's 1-, 5- and 15-minute load averages (other work shares it)."""
+    return " / ".join(f"{load:.1f}" for load in os.getloadavg())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
