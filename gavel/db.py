@@ -29,9 +29,19 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
                               schema="pg_catalog", format="binary")
 
 
+class PooledConnection(asyncpg.Connection):
+    """Pool connections keep no session state (LISTEN, session locks and session
+    settings live on dedicated connections), so handing one back needs no reset
+    round trip; an open transaction is still rolled back."""
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 async def create_pool(settings: DatabaseSettings) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(settings.url, min_size=settings.pool_min,
-                                     max_size=settings.pool_max, init=_init_connection)
+                                     max_size=settings.pool_max, init=_init_connection,
+                                     connection_class=PooledConnection)
     assert pool is not None
     return pool
 

@@ -7,6 +7,7 @@ import contextlib
 import time
 import uuid
 
+import asyncpg
 from aiohttp import web
 
 from api.errors import BadRequest, NotFound
@@ -16,7 +17,9 @@ from api.keys import POOL, principal
 from gavel.evaluations import load_evaluation
 
 MAX_WAIT = 120.0
-RECHECK = 1.0  # re-read even without a notification, in case one was lost
+# re-read even without a notification, in case one was lost (the LISTEN connection
+# reconnecting); rarely, since every waiting request re-reads
+RECHECK = 3.0
 
 
 def _wait_seconds(request: web.Request) -> float:
@@ -30,6 +33,14 @@ def _wait_seconds(request: web.Request) -> float:
     return wait
 
 
+async def _still_pending(pool: asyncpg.Pool, org_id: int, evaluation_id: uuid.UUID) -> bool:
+    """Not finished yet (or not there yet: events produced straight to Kafka have no
+    row until they are evaluated)."""
+    status = await pool.fetchval(
+        "SELECT status FROM evaluations WHERE id = $1 AND org_id = $2", evaluation_id, org_id)
+    return status != "finished"
+
+
 async def get_evaluation(request: web.Request) -> web.Response:
     try:
         evaluation_id = uuid.UUID(request.match_info["id"])
@@ -41,8 +52,12 @@ async def get_evaluation(request: web.Request) -> web.Response:
     deadline = time.monotonic() + wait
     while True:
         with request.app[WAITERS].waiter(str(evaluation_id)) as finished:
-            document = await load_evaluation(pool, me.org_id, me.org_name, evaluation_id)
             remaining = deadline - time.monotonic()
+            if remaining > 0 and await _still_pending(pool, me.org_id, evaluation_id):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(finished, min(remaining, RECHECK))
+                continue
+            document = await load_evaluation(pool, me.org_id, me.org_name, evaluation_id)
             # events produced straight to Kafka have no row until they are evaluated
             if document is None and remaining <= 0:
                 raise NotFound(f"Evaluation '{evaluation_id}' not found")
