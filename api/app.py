@@ -50,7 +50,7 @@ async def background(job: Coroutine[Any, Any, None], name: str) -> AsyncIterator
 
 async def _outbox_relay(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    relay = OutboxRelay(app[POOL], settings.database.url, settings.kafka)
+    relay = OutboxRelay(settings.database.url, settings.kafka)
     async with background(relay.run(), "outbox-relay"):
         yield
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -22,10 +23,11 @@ _LEADER_LOCK = 0x6761_7665_6C_01
 
 
 class OutboxRelay:
-    def __init__(self, pool: asyncpg.Pool, dsn: str, kafka: KafkaSettings,
-                 batch_size: int = 500, sweep_interval: float = 1.0) -> None:
-        self._pool = pool
+    def __init__(self, dsn: str, kafka: KafkaSettings, batch_size: int = 500,
+                 sweep_interval: float = 1.0, keep_published: float = 3600.0) -> None:
         self._dsn = dsn
+        self._keep_published = keep_published
+        self._next_prune = 0.0
         self._kafka = kafka
         self._batch_size = batch_size
         self._sweep_interval = sweep_interval
@@ -51,7 +53,8 @@ class OutboxRelay:
             await conn.add_listener(CHANNEL, lambda *_: self._wake.set())
             producer = await self._start_producer()
             try:
-                await self._publish_forever(producer)
+                # its own connection: under load the API's pool queue would delay publishing
+                await self._publish_forever(producer, conn)
             finally:
                 await producer.stop()
         finally:
@@ -70,12 +73,14 @@ class OutboxRelay:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)
 
-    async def _publish_forever(self, producer: AIOKafkaProducer) -> None:
+    async def _publish_forever(self, producer: AIOKafkaProducer,
+                               conn: asyncpg.Connection) -> None:
         delay = 0.5
         while True:
             self._wake.clear()
             try:
-                sent = await self.publish_batch(producer)
+                sent = await self.publish_batch(producer, conn)
+                await self._prune(conn)
                 delay = 0.5
             except Exception as exc:
                 log.warning("publishing the outbox failed (%s); retrying in %.1fs", exc, delay)
@@ -88,8 +93,8 @@ class OutboxRelay:
                 except TimeoutError:
                     pass
 
-    async def publish_batch(self, producer: AIOKafkaProducer) -> int:
-        rows = await self._pool.fetch(
+    async def publish_batch(self, producer: AIOKafkaProducer, conn: asyncpg.Connection) -> int:
+        rows = await conn.fetch(
             """SELECT id, topic, key, value::text AS value FROM outbox
                WHERE published_at IS NULL ORDER BY id LIMIT $1""", self._batch_size)
         if not rows:
@@ -106,10 +111,22 @@ class OutboxRelay:
                 break
             acked.append(row["id"])
         if acked:
-            await self._pool.execute(
+            await conn.execute(
                 "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", acked)
             self.published += len(acked)
         if failure is not None:
             raise failure
         return len(rows)
 
+    async def _prune(self, conn: asyncpg.Connection) -> None:
+        """Delete rows published more than ``keep_published`` seconds ago, a batch a
+        minute (rows are published in id order, so the oldest come first)."""
+        if time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + 60
+        deleted = await conn.execute(
+            """DELETE FROM outbox WHERE id IN (
+                   SELECT id FROM outbox WHERE published_at IS NOT NULL
+                     AND published_at < now() - make_interval(secs => $1)
+                   ORDER BY id LIMIT 10000)""", self._keep_published)
+        log.debug("outbox: %s published rows pruned", deleted.removeprefix("DELETE "))

@@ -14,6 +14,7 @@ import argparse
 import random
 
 import aiohttp
+import asyncpg
 
 from bench.cpu_meter import CpuMeter, add_cpu_shares
 from bench.events import PROJECTS, resources
@@ -61,14 +62,16 @@ async def run(args: argparse.Namespace) -> Report:
                 timeout=aiohttp.ClientTimeout(total=LONG_POLL_SECONDS + 30)) as session:
             client = GavelClient(session, running.base_url, ORG, token)
             await group_applying_baseline(client, GROUP, "preventative", stacks)
-            await _phases(args, client, running, CpuMeter(settings, running), stacks, report)
+            await _phases(args, client, running, CpuMeter(settings, running), stacks, report,
+                          pool)
         report.add("load average at end (1/5/15 min)", load_average())
         report.add("logs", running.log_paths())
     return report
 
 
 async def _phases(args: argparse.Namespace, client: GavelClient, running: Services,
-                  meter: CpuMeter, stacks: list[tuple[str, str]], report: Report) -> None:
+                  meter: CpuMeter, stacks: list[tuple[str, str]], report: Report,
+                  pool: asyncpg.Pool) -> None:
     rng = random.Random(args.seed)
     warm = await run_phase(client, 10, _decisions(rng, stacks, WARM_UP_DECISIONS,
                                                   args.resources), args.timeout)
@@ -78,10 +81,12 @@ async def _phases(args: argparse.Namespace, client: GavelClient, running: Servic
         decisions = _decisions(rng, stacks, max(1, round(rate * args.seconds)),
                                args.resources)
         before = meter.sample()
+        began = await pool.fetchval("SELECT now()")
         with running.profiled(f"latency-{rate:g}"):
             result = await run_phase(client, rate, decisions, args.timeout)
         running.check_alive()
         _add_phase(report, result)
+        await _add_stages(report, f"{rate:g}/s", pool, began)
         add_cpu_shares(report, f"{rate:g}/s", before, meter.sample(), result.total_seconds)
 
 
@@ -89,6 +94,26 @@ def _decisions(rng: random.Random, stacks: list[tuple[str, str]], count: int,
                resource_count: int) -> list[Decision]:
     chosen = [rng.choice(stacks) for _ in range(count)]
     return [Decision(p, s, resources(rng, p, s, resource_count)) for p, s in chosen]
+
+
+# where a decision's time goes, from the rows' own timestamps: accepted by the API ->
+# published to Kafka by the outbox relay -> stored by the worker
+_STAGES = """
+SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (
+           ORDER BY extract(epoch FROM o.published_at - e.received_at) * 1000) AS relay,
+       percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (
+           ORDER BY extract(epoch FROM e.finished_at - o.published_at) * 1000) AS worker
+FROM evaluations e JOIN outbox o ON o.value->>'evaluationId' = e.id::text
+WHERE e.received_at >= $1 AND e.status = 'finished'
+"""
+
+
+async def _add_stages(report: Report, at: str, pool: asyncpg.Pool, began: object) -> None:
+    row = await pool.fetchrow(_STAGES, began)
+    for stage, label in (("relay", "accepted -> on Kafka"), ("worker", "on Kafka -> stored")):
+        if row[stage] is not None:
+            report.add(f"{at} {label} p50", row[stage][0], "ms")
+            report.add(f"{at} {label} p99", row[stage][1], "ms")
 
 
 def _add_phase(report: Report, result: PhaseResult) -> None:

@@ -75,14 +75,14 @@ async def test_changes_wait_for_kafka_and_arrive_once_in_order(
     pool = await create_pool(settings.database.model_copy(update={"url": own_database}))
     try:
         down = KafkaSettings(bootstrap_servers=f"127.0.0.1:{closed_port()}")
-        dead_relay = OutboxRelay(pool, own_database, down, sweep_interval=0.2)
+        dead_relay = OutboxRelay(own_database, down, sweep_interval=0.2)
         async with running(dead_relay):
             org = await make_changes(pool, topic)
             await asyncio.sleep(3)
             assert dead_relay.published == 0
             assert await backlog(pool) == 20
 
-        live_relay = OutboxRelay(pool, own_database, settings.kafka, sweep_interval=0.2)
+        live_relay = OutboxRelay(own_database, settings.kafka, sweep_interval=0.2)
         async with running(live_relay):
             for _ in range(300):
                 if await backlog(pool) == 0:
