@@ -6,6 +6,7 @@ from aiohttp import web
 
 from api.handlers import (
     accounts,
+    audits,
     evaluations,
     events,
     health,
@@ -13,6 +14,7 @@ from api.handlers import (
     orgs,
     policygroups,
     policypacks,
+    results,
     stacks,
 )
 from api.openapi import openapi_json
@@ -48,7 +50,14 @@ def setup_routes(app: web.Application) -> None:
         web.delete("/api/orgs/{org}/accounts/{name}", accounts.delete_account),
         web.post("/api/stacks/{org}/{project}/{stack}/events", events.post_stack_event),
         web.post("/api/orgs/{org}/accounts/{name}/scans", events.post_account_scan),
+        web.get("/api/orgs/{org}/evaluations", results.list_evaluations),
         web.get("/api/orgs/{org}/evaluations/{id}", evaluations.get_evaluation),
+        web.get("/api/orgs/{org}/violations", results.list_violations),
+        web.get("/api/orgs/{org}/policyresults/violationsv2", results.pulumi_violations),
+        web.get("/api/orgs/{org}/compliance", results.get_compliance),
+        web.post("/api/orgs/{org}/audits", audits.start_audit),
+        web.get("/api/orgs/{org}/audits", audits.list_audits),
+        web.get("/api/orgs/{org}/audits/{id}", audits.get_audit),
         web.get("/api/orgs/{org}/policypacks", policypacks.list_policy_packs),
         web.post("/api/orgs/{org}/policypacks", policypacks.publish_pack),
         web.get("/api/orgs/{org}/policypacks/{name}/versions/{version}",

@@ -7,11 +7,11 @@ import asyncio
 import logging
 import sys
 
-from bench import api_load, audit, latency, pack_scale, pipeline, resolution
+from bench import api_load, audit, latency, pack_scale, pipeline, queries, resolution
 from bench.report import Report
 
 BENCHMARKS = {"pipeline": pipeline, "resolution": resolution, "latency": latency,
-              "packs": pack_scale, "api": api_load, "audit": audit}
+              "packs": pack_scale, "api": api_load, "audit": audit, "queries": queries}
 
 
 def main(argv: list[str] | None = None) -> int:

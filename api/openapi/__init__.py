@@ -11,9 +11,18 @@ from typing import Any
 from aiohttp import web
 
 from api.json import json_response
-from api.openapi import core, evaluations, operations, policygroups, policypacks, stacks
+from api.openapi import (
+    audits,
+    core,
+    evaluations,
+    operations,
+    policygroups,
+    policypacks,
+    results,
+    stacks,
+)
 
-_MODULES = [core, operations, evaluations, policypacks, policygroups, stacks]
+_MODULES = [core, operations, evaluations, policypacks, policygroups, stacks, audits, results]
 
 
 def build_document() -> dict[str, Any]:

@@ -1,0 +1,287 @@
+"""queries: result queries (violations, evaluation history, compliance) on 1M violations.
+
+Two orgs are seeded with COPY. ``history``: E entities (default 100,000; a fifth of
+them accounts) with H evaluations each (default 5) and 0-4 violations per
+evaluation, 1,000,000 violation rows of which the latest evaluations' 200,000 are
+current. ``current``: E entities with one evaluation of 10 violations each, so all
+1,000,000 are current. Every query shape runs through the same code as the API
+(page and count on two connections) ``--runs`` times after a warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from bench.report import Report, percentile
+from bench.scratch import scratch
+from gavel import compliance, result_queries
+from gavel.db import pool_context
+from gavel.migrations import MIGRATIONS_DIR
+from gavel.orgs import create_org
+
+PACKS = [f"pack-{n:02d}" for n in range(20)]
+BASE = datetime(2025, 1, 1, tzinfo=UTC)
+AUDIT = uuid.UUID(int=1)
+BATCH = 5_000  # entities per COPY round
+_EVALUATION_COLUMNS = ("id", "org_id", "event_id", "entity_type", "entity_key", "kind",
+                       "status", "outcome", "blocking", "resource_count", "audit_id",
+                       "packs", "opa_version", "occurred_at", "received_at", "finished_at")
+_VIOLATION_COLUMNS = ("id", "evaluation_id", "org_id", "entity_type", "entity_key", "groups",
+                      "pack", "pack_version", "version_tag", "policy", "level", "urn",
+                      "message", "details", "observed_at")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--entities", type=int, default=100_000)
+    parser.add_argument("--history", type=int, default=5, help="evaluations per entity")
+    parser.add_argument("--runs", type=int, default=50, help="timed runs per query shape")
+    parser.add_argument("--without-indexes", action="store_true",
+                        help="drop the indexes of 0004_result_queries.sql after seeding")
+
+
+@dataclass(frozen=True)
+class Entity:
+    index: int
+
+    @property
+    def type(self) -> str:
+        return "account" if self.index % 5 == 0 else "stack"
+
+    @property
+    def key(self) -> str:
+        i = self.index
+        return f"account-{i:06d}" if i % 5 == 0 else f"proj-{i % 500:03d}/stack-{i:06d}"
+
+    @property
+    def groups(self) -> list[str]:
+        # one team group each (2% of entities), a third also in "shared"
+        return [f"group-{self.index % 50:02d}", *(["shared"] if self.index % 3 == 0 else [])]
+
+    @property
+    def packs(self) -> list[tuple[str, int]]:
+        return [(PACKS[(self.index + 7 * k) % 20], 1 + (self.index + k) % 2) for k in range(3)]
+
+
+@dataclass
+class Rows:
+    next_id: int = 1
+    evaluations: list[tuple[Any, ...]] = field(default_factory=list)
+    violations: list[tuple[Any, ...]] = field(default_factory=list)
+    current: list[tuple[Any, ...]] = field(default_factory=list)
+    latest: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def clear(self) -> None:
+        for rows in (self.evaluations, self.violations, self.current, self.latest):
+            rows.clear()
+
+
+def _violation(rows: Rows, entity: Entity, evaluation_id: uuid.UUID, org_id: int, n: int,
+               at: datetime) -> tuple[Any, ...]:
+    pack, version = entity.packs[n % 3]
+    level = "mandatory" if (entity.index * 7 + n) % 10 < 3 else "advisory"
+    row = (rows.next_id, evaluation_id, org_id, entity.type, entity.key, entity.groups, pack,
+           version, f"{version}.0.0", f"{pack}-rule-{(entity.index + n) % 5}", level,
+           f"urn:pulumi:{entity.key}::aws:s3/bucket:Bucket::b{n}",
+           f"bucket b{n} of {entity.key} breaks the rule", None, at)
+    rows.next_id += 1
+    return row
+
+
+def _evaluate(rows: Rows, entity: Entity, org_id: int, step: int, count: int,
+              current: bool, rng: random.Random) -> None:
+    evaluation_id = uuid.UUID(int=rng.getrandbits(128))
+    at = BASE + timedelta(seconds=step * 86_400 + rng.randrange(86_400))
+    found = [_violation(rows, entity, evaluation_id, org_id, n, at) for n in range(count)]
+    levels = {v[10] for v in found}
+    outcome = "mandatory" if "mandatory" in levels else "advisory" if levels else "pass"
+    kind = "scan" if entity.type == "account" else ("preview", "update", "refresh")[step % 3]
+    audit = AUDIT if current and entity.index % 100 == 1 else None
+    packs = [{"name": p, "version": v, "versionTag": f"{v}.0.0",
+              "groups": [{"name": g, "mode": "audit"} for g in entity.groups],
+              "opaVersion": "1.0.0", "decisionId": None, "durationMs": 1.0, "status": "ok",
+              "error": None, "violations": sum(1 for r in found if r[6] == p)}
+             for p, v in entity.packs]
+    rows.evaluations.append((
+        evaluation_id, org_id, str(evaluation_id), entity.type, entity.key, kind, "finished",
+        outcome, outcome == "mandatory" and kind in ("preview", "update"), 10, audit, packs,
+        "1.0.0", at, at, at + timedelta(seconds=1)))
+    rows.violations += found
+    if current:
+        rows.current += found
+        rows.latest.append((org_id, entity.type, entity.key, evaluation_id, at,
+                            at + timedelta(seconds=1)))
+
+
+async def _copy(conn: asyncpg.Connection, rows: Rows) -> None:
+    await conn.copy_records_to_table("evaluations", records=rows.evaluations,
+                                     columns=_EVALUATION_COLUMNS)
+    await conn.copy_records_to_table("violations", records=rows.violations,
+                                     columns=_VIOLATION_COLUMNS)
+    await conn.copy_records_to_table("current_violations", records=rows.current,
+                                     columns=("violation_id", *_VIOLATION_COLUMNS[1:]))
+    await conn.copy_records_to_table("latest_evaluations", records=rows.latest, columns=(
+        "org_id", "entity_type", "entity_key", "evaluation_id", "occurred_at", "finished_at"))
+    rows.clear()
+
+
+@dataclass(frozen=True)
+class Layout:
+    org_id: int
+    history: int  # evaluations per entity
+    per_evaluation: Callable[[int, int], int]  # violations of (entity, step)
+
+
+async def seed(pool: asyncpg.Pool, layouts: list[Layout], entities: int, rows: Rows) -> None:
+    """A batch of entities of each org in turn: their ids interleave, as when several
+    orgs are active at once."""
+    rngs = {layout.org_id: random.Random(layout.org_id) for layout in layouts}
+    async with pool.acquire() as conn:
+        for start in range(0, entities, BATCH):
+            for layout in layouts:
+                for i in range(start, min(entities, start + BATCH)):
+                    for step in range(layout.history):
+                        _evaluate(rows, Entity(i), layout.org_id, step,
+                                  layout.per_evaluation(i, step), step == layout.history - 1,
+                                  rngs[layout.org_id])
+                await _copy(conn, rows)
+
+
+@dataclass(frozen=True)
+class Shape:
+    label: str
+    run: Callable[[asyncpg.Pool], Awaitable[Any]]
+    explain: Callable[[], tuple[str, tuple[Any, ...]]] | None = None
+
+
+def _violation_shape(org_id: int, label: str, filters: dict[str, Any],
+                     sort: tuple[tuple[str, bool], ...] = (), page: int = 0,
+                     size: int = 100) -> Shape:
+    query = result_queries.violation_query(org_id, filters, sort)
+    return Shape(label, lambda pool: result_queries.fetch_page(pool, query, page * size, size),
+                 lambda: (query.page_sql, (*query.params, size, page * size)))
+
+
+def _evaluation_shape(org_id: int, label: str, filters: dict[str, Any], page: int = 0,
+                      size: int = 100) -> Shape:
+    query = result_queries.evaluation_query(org_id, filters)
+    return Shape(label, lambda pool: result_queries.fetch_page(pool, query, page * size, size),
+                 lambda: (query.page_sql, (*query.params, size, page * size)))
+
+
+def violation_shapes(org_id: int, total: int) -> Iterator[Shape]:
+    v = _violation_shape
+    yield v(org_id, "violations: first page (100)", {})
+    yield v(org_id, "violations: first page (1000)", {}, size=1000)
+    yield v(org_id, "violations: deep page (90%)", {}, page=int(total * 0.9) // 100)
+    yield v(org_id, "violations: last page", {}, page=(total - 1) // 100)
+    for name, value in (("level", "mandatory"), ("pack", "pack-03"),
+                        ("policy", "pack-03-rule-2"), ("entity", "proj-001/stack-000001"),
+                        ("entityType", "account"), ("group", "shared"),
+                        ("group", "group-07"), ("urn", "urn:pulumi:account-000005::aws:s3/"
+                                                       "bucket:Bucket::b1")):
+        yield v(org_id, f"violations: filter {name}={value}", {name: value})
+    for key in ("level", "pack", "policy", "entity", "observedAt"):
+        for desc in (False, True):
+            yield v(org_id, f"violations: sort {'-' if desc else ''}{key}", {}, ((key, desc),))
+    yield v(org_id, "violations: sort -level,observedAt", {},
+            (("level", True), ("observedAt", False)))
+    yield v(org_id, "violations: filter level + sort -observedAt", {"level": "mandatory"},
+            (("observedAt", True),))
+    yield v(org_id, "violations: sort pack, deep page (90%)", {}, (("pack", False),),
+            page=int(total * 0.9) // 100)
+
+
+def evaluation_shapes(org_id: int, total: int) -> Iterator[Shape]:
+    e = _evaluation_shape
+    yield e(org_id, "evaluations: first page (100)", {})
+    yield e(org_id, "evaluations: deep page (90%)", {}, page=int(total * 0.9) // 100)
+    for name, value in (("entity", "proj-001/stack-000001"), ("entityType", "account"),
+                        ("kind", "update"), ("outcome", "pass"), ("blocking", True),
+                        ("blocking", False), ("since", BASE + timedelta(days=4)),
+                        ("until", BASE + timedelta(days=1)), ("audit", AUDIT)):
+        shown = value.date().isoformat() if isinstance(value, datetime) else value
+        yield e(org_id, f"evaluations: filter {name}={shown}", {name: value})
+
+
+def compliance_shapes(org_id: int) -> Iterator[Shape]:
+    for label, filters in (("compliance", {}), ("compliance: filter group=group-07",
+                                                {"group": "group-07"}),
+                           ("compliance: filter pack=pack-03", {"pack": "pack-03"})):
+        yield Shape(label, lambda pool, f=filters: compliance.compliance(pool, org_id, f, 0, 100))
+
+
+async def _time(pool: asyncpg.Pool, shape: Shape, runs: int) -> list[float]:
+    for _ in range(3):
+        await shape.run(pool)
+    times = []
+    for _ in range(runs):
+        began = time.perf_counter()
+        await shape.run(pool)
+        times.append((time.perf_counter() - began) * 1000)
+    return times
+
+
+async def _explain(pool: asyncpg.Pool, shape: Shape) -> str:
+    if shape.explain is None:
+        return "(no single statement)"
+    sql, params = shape.explain()
+    rows = await pool.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", *params)
+    return "\n".join(r[0] for r in rows)
+
+
+async def _drop_result_indexes(pool: asyncpg.Pool) -> None:
+    text = (MIGRATIONS_DIR / "0004_result_queries.sql").read_text()
+    names = [line.split()[2] for line in text.splitlines() if line.startswith("CREATE INDEX")]
+    for name in names:
+        await pool.execute(f"DROP INDEX {name}")
+
+
+async def run(args: argparse.Namespace) -> Report:
+    report = Report("queries", {"entities": args.entities, "history": args.history,
+                                "runs": args.runs, "without_indexes": args.without_indexes})
+    async with scratch() as (settings, _env), pool_context(settings.database) as pool:
+        history_org, _ = await create_org(pool, "history")
+        current_org, _ = await create_org(pool, "current")
+        rows = Rows()
+        began = time.perf_counter()
+        await seed(pool, [Layout(history_org, args.history, lambda i, step: (i + step) % 5),
+                          Layout(current_org, 1, lambda i, step: 10)], args.entities, rows)
+        report.add("seed (COPY)", time.perf_counter() - began, "s")
+        if args.without_indexes:
+            await _drop_result_indexes(pool)
+        began = time.perf_counter()
+        await pool.execute("VACUUM ANALYZE")
+        report.add("vacuum analyze", time.perf_counter() - began, "s")
+        for table in ("violations", "current_violations", "evaluations"):
+            report.add(f"rows: {table}", int(await pool.fetchval(
+                f"SELECT count(*) FROM {table}")))
+        slowest: tuple[float, str, Shape] | None = None
+        for org, org_id in (("history", history_org), ("current", current_org)):
+            current = int(await pool.fetchval(
+                "SELECT count(*) FROM current_violations WHERE org_id = $1", org_id))
+            evaluations = int(await pool.fetchval(
+                "SELECT count(*) FROM evaluations WHERE org_id = $1", org_id))
+            shapes = [*violation_shapes(org_id, current),
+                      *evaluation_shapes(org_id, evaluations), *compliance_shapes(org_id)]
+            for shape in shapes:
+                # the compliance summary reads the whole current state: fewer runs
+                runs = args.runs if shape.explain else max(5, args.runs // 10)
+                times = await _time(pool, shape, runs)
+                median, p99 = percentile(times, 0.5), percentile(times, 0.99)
+                report.add(f"{org} {shape.label}", f"{median:.1f} / {p99:.1f}",
+                           "ms median / p99")
+                if shape.explain and (slowest is None or median > slowest[0]):
+                    slowest = (median, f"{org} {shape.label}", shape)
+        if slowest is not None:
+            print(f"\nslowest paged query: {slowest[1]} ({slowest[0]:.1f} ms median)")
+            print(await _explain(pool, slowest[2]))
+    return report

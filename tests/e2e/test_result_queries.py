@@ -1,0 +1,247 @@
+"""Current violations over HTTP: paging, every filter and sort, Pulumi's shape, bad
+parameters and other orgs. 5,000 current violations (and their history) are
+written straight to Postgres, as the worker would have stored them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from aiohttp.test_utils import TestClient
+
+from gavel import result_queries
+from gavel.orgs import create_org
+from tests.helpers import auth
+from tests.result_client import fetch_all, get
+from tests.result_seed import BASE_TIME, Current, Evaluation, Violation, seed
+
+PACKS = ["baseline", "network", "tagging"]
+STACKS, ACCOUNTS, PER_ENTITY = 40, 10, 100
+
+
+def _entities() -> list[tuple[str, str]]:
+    return ([("stack", f"proj-{i % 4}/stack-{i:02d}") for i in range(STACKS)]
+            + [("account", f"acct-{i:02d}") for i in range(ACCOUNTS)])
+
+
+def _violation(i: int, v: int, key: str) -> Violation:
+    groups = ["default-policy-group"] if i % 3 else ["prod", "shared"]
+    return Violation(pack=PACKS[v % 3], policy=f"rule-{v % 7}",
+                     level="mandatory" if (i + v) % 4 == 0 else "advisory",
+                     groups=groups, urn=f"urn:{key}:r{v}", message=f"{key} broke {v}",
+                     details={"v": v} if v % 10 == 0 else None)
+
+
+def dataset() -> list[Evaluation]:
+    evaluations = []
+    for i, (entity_type, key) in enumerate(_entities()):
+        # an older evaluation, no longer current, with violations of its own
+        evaluations.append(Evaluation(entity_type, key, BASE_TIME + timedelta(minutes=i),
+                                      [_violation(i, v, key) for v in range(3)]))
+        at = BASE_TIME + timedelta(hours=1, minutes=(i * 7) % 50)
+        evaluations.append(Evaluation(entity_type, key, at,
+                                      [_violation(i, v, key) for v in range(PER_ENTITY)],
+                                      kind="scan" if entity_type == "account" else "update"))
+    return evaluations
+
+
+@pytest_asyncio.fixture(scope="module")
+async def seeded(pool: asyncpg.Pool) -> AsyncIterator[tuple[str, str, list[Current]]]:
+    name = f"org-{uuid.uuid4().hex[:8]}"
+    org_id, token = await create_org(pool, name)
+    current = await seed(pool, org_id, dataset())
+    yield name, token, current
+    await pool.execute("DELETE FROM orgs WHERE id = $1", org_id)
+
+
+async def test_every_page_returns_each_violation_once(client: TestClient, seeded) -> None:
+    org, token, current = seeded
+    assert len(current) == 5000
+    for size, sort in ((1000, ""), (333, "?sort=level"), (700, "?sort=-pack,observedAt")):
+        items = await fetch_all(client, token, f"/api/orgs/{org}/violations{sort}", size=size)
+        ids = [item["id"] for item in items]
+        assert len(ids) == len(set(ids)) == 5000
+        assert set(ids) == {c.id for c in current}
+
+
+async def test_links_and_meta(client: TestClient, seeded) -> None:
+    org, token, _ = seeded
+    body = await get(client, token, f"/api/orgs/{org}/violations?page[number]=2&page[size]=1000")
+    assert body["meta"]["page"] == {
+        "type": "number_size", "number": 2, "size": 1000, "total": 5000, "first_number": 0,
+        "last_number": 4, "next_number": 3, "prev_number": 1, "total_estimated": False}
+    assert "page%5Bnumber%5D=3" in body["links"]["next"]
+    beyond = await get(client, token, f"/api/orgs/{org}/violations?page[number]=50")
+    assert beyond["violations"] == [] and beyond["meta"]["page"]["total"] == 5000
+
+
+async def test_estimated_totals_still_page_exactly(client: TestClient, seeded,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # past the exact-count limit the total is the planner's guess; ``next`` must still
+    # lead through every row once and stop at the end
+    monkeypatch.setattr(result_queries, "EXACT_COUNT_LIMIT", 1000)
+    org, token, current = seeded
+    link: str | None = f"/api/orgs/{org}/violations?sort=-observedAt&page[size]=900"
+    ids: list[int] = []
+    while link:
+        body = await get(client, token, link)
+        meta = body["meta"]["page"]
+        ids += [item["id"] for item in body["violations"]]
+        if meta["next_number"] is not None:
+            assert meta["total_estimated"] and meta["total"] > len(ids)
+        else:
+            assert (meta["total"], meta["total_estimated"]) == (5000, False)
+        link = body["links"]["next"]
+    assert sorted(ids) == sorted(c.id for c in current)
+    beyond = await get(client, token, f"/api/orgs/{org}/violations?page[number]=9&page[size]=900")
+    assert beyond["violations"] == [] and beyond["links"]["next"] is None
+
+
+def _matches(c: Current, name: str, value: str) -> bool:
+    e, v = c.evaluation, c.violation
+    return {"entity": e.entity_key == value, "entityType": e.entity_type == value,
+            "group": value in v.groups, "pack": v.pack == value, "policy": v.policy == value,
+            "level": v.level == value, "urn": v.urn == value}[name]
+
+
+FILTERS = [("entity", "proj-1/stack-05"), ("entity", "acct-03"), ("entityType", "account"),
+           ("entityType", "stack"), ("group", "shared"), ("group", "default-policy-group"),
+           ("pack", "network"), ("policy", "rule-3"), ("level", "mandatory"),
+           ("urn", "urn:acct-03:r42")]
+
+
+@pytest.mark.parametrize(("name", "value"), FILTERS)
+async def test_each_filter_narrows(client: TestClient, seeded, name: str, value: str) -> None:
+    org, token, current = seeded
+    items = await fetch_all(client, token, f"/api/orgs/{org}/violations?filter[{name}]={value}")
+    expected = {c.id for c in current if _matches(c, name, value)}
+    assert 0 < len(expected) < 5000
+    assert [i["id"] for i in items] == sorted(expected)
+
+
+async def test_filters_combine(client: TestClient, seeded) -> None:
+    org, token, current = seeded
+    items = await fetch_all(client, token, f"/api/orgs/{org}/violations?filter[level]=mandatory"
+                            "&filter[pack]=tagging&filter[entityType]=account")
+    expected = {c.id for c in current if c.violation.level == "mandatory"
+                and c.violation.pack == "tagging" and c.evaluation.entity_type == "account"}
+    assert expected and {i["id"] for i in items} == expected
+
+
+def _sort_value(item: dict[str, Any], key: str) -> Any:
+    entity = item["entity"]
+    return {"level": item["level"], "pack": item["pack"], "policy": item["policy"],
+            # accounts before stacks, each by name
+            "entity": (entity["type"], f"{entity['project']}/{entity['stack']}"
+                       if entity["type"] == "stack" else entity["account"]),
+            "observedAt": item["observedAt"]}[key]
+
+
+@pytest.mark.parametrize("sort", ["level", "-level", "pack", "-pack", "policy", "-policy",
+                                  "entity", "-entity", "observedAt", "-observedAt",
+                                  "-level,observedAt", "pack,-policy,entity"])
+async def test_each_sort_orders(client: TestClient, seeded, sort: str) -> None:
+    org, token, _ = seeded
+    items = await fetch_all(client, token, f"/api/orgs/{org}/violations?sort={sort}")
+    keys = sort.split(",")
+    expected = list(items)
+    # stable sorts applied from the last key to the first, after the id tiebreak
+    expected.sort(key=lambda i: i["id"], reverse=keys[-1].startswith("-"))
+    for key in reversed(keys):
+        name = key.lstrip("-")
+        expected.sort(key=lambda i, name=name: _sort_value(i, name),
+                      reverse=key.startswith("-"))
+    assert [i["id"] for i in items] == [i["id"] for i in expected]
+
+
+async def test_violation_item(client: TestClient, seeded) -> None:
+    org, token, current = seeded
+    c = next(c for c in current if c.violation.urn == "urn:acct-03:r40")
+    [item] = (await get(client, token,
+                        f"/api/orgs/{org}/violations?filter[urn]=urn:acct-03:r40"))["violations"]
+    v = c.violation
+    assert item == {
+        "id": c.id, "entity": {"type": "account", "org": org, "account": "acct-03"},
+        "groups": v.groups, "pack": v.pack, "packVersion": 1, "versionTag": "1.0.0",
+        "policy": v.policy, "level": v.level, "urn": v.urn, "message": v.message,
+        "details": {"v": 40}, "observedAt": item["observedAt"],
+        "evaluationId": str(c.evaluation.id)}
+    assert item["observedAt"].startswith("2025-06-01T")
+
+
+async def test_pulumi_shape(client: TestClient, seeded) -> None:
+    org, token, current = seeded
+    url = f"/api/orgs/{org}/policyresults/violationsv2"
+    body = await get(client, token, f"{url}?filter[urn]=urn:proj-1/stack-05:r7")
+    [stack] = body["policyViolations"]
+    c = next(c for c in current if c.violation.urn == "urn:proj-1/stack-05:r7")
+    assert stack == {"id": str(c.id), "projectName": "proj-1", "stackName": "stack-05",
+                     "entityType": "stack", "policyPack": c.violation.pack,
+                     "policyPackTag": "1.0.0", "policyName": c.violation.policy,
+                     "resourceURN": "urn:proj-1/stack-05:r7", "message": c.violation.message,
+                     "level": c.violation.level, "observedAt": stack["observedAt"]}
+    assert body["meta"]["page"]["total"] == 1 and body["links"]["next"] is None
+    [account] = (await get(client, token,
+                           f"{url}?filter[urn]=urn:acct-01:r1"))["policyViolations"]
+    assert (account["projectName"], account["stackName"], account["accountName"],
+            account["entityType"]) == ("", "acct-01", "acct-01", "account")
+    every = await fetch_all(client, token, f"{url}?filter[level]=mandatory",
+                            key="policyViolations", size=500)
+    assert len(every) == sum(1 for c in current if c.violation.level == "mandatory")
+
+
+BAD = [
+    ("filter[level]=fatal", "filter[level]: must be one of advisory, mandatory"),
+    ("filter[entityType]=stacks", "filter[entityType]: must be one of stack, account"),
+    ("filter[colour]=red", "unknown query parameter filter[colour]"),
+    ("filters[level]=mandatory", "unknown query parameter filters[level]"),
+    ("sort=severity", "sort: unknown key 'severity'"),
+    ("sort=level,-level", "sort: key 'level' given more than once"),
+    ("sort=", "sort: unknown key ''"),
+    ("page[size]=1001", "page[size]: must be between 1 and 1000"),
+    ("page[number]=-1", "page[number]: must be between 0"),
+    ("page[number]=first", "page[number]: must be an integer"),
+    ("filter[pack]=", "filter[pack]: must not be empty"),
+    ("filter[pack]=a&filter[pack]=b", "filter[pack]: given more than once"),
+]
+
+
+@pytest.mark.parametrize(("query", "message"), BAD)
+@pytest.mark.parametrize("path", ["violations", "policyresults/violationsv2"])
+async def test_bad_parameters_name_the_parameter(client: TestClient, seeded, path: str,
+                                                 query: str, message: str) -> None:
+    org, token, _ = seeded
+    body = await get(client, token, f"/api/orgs/{org}/{path}?{query}", status=400)
+    assert body["code"] == 400 and message in body["message"], body
+
+
+ROUTES = ["violations", "policyresults/violationsv2", "evaluations", "compliance"]
+
+
+@pytest.mark.parametrize("path", ROUTES)
+async def test_another_orgs_token_gets_404(client: TestClient, seeded, new_org,
+                                           path: str) -> None:
+    org, _, _ = seeded
+    _, other_token = await new_org()
+    body = await get(client, other_token, f"/api/orgs/{org}/{path}", status=404)
+    assert body == {"code": 404, "message": f"Organization '{org}' not found"}
+    resp = await client.get(f"/api/orgs/{org}/{path}")
+    assert resp.status == 401
+
+
+@pytest.mark.parametrize("path", ROUTES)
+async def test_read_tokens_only(client: TestClient, seeded, path: str) -> None:
+    org, admin, _ = seeded
+    tokens = {}
+    for role in ("member", "ingest"):
+        resp = await client.post(f"/api/orgs/{org}/tokens", headers=auth(admin),
+                                 json={"role": role})
+        assert resp.status == 201, await resp.text()
+        tokens[role] = (await resp.json())["token"]
+    await get(client, tokens["member"], f"/api/orgs/{org}/{path}")
+    await get(client, tokens["ingest"], f"/api/orgs/{org}/{path}", status=403)
