@@ -125,11 +125,18 @@ class ResultPage:
     exact: bool
 
 
-async def _estimate(pool: asyncpg.Pool, query: PagedQuery) -> int:
-    plan = await pool.fetchval(f"EXPLAIN (FORMAT JSON) {query.selection_sql}", *query.params)
+async def _count(pool: asyncpg.Pool, query: PagedQuery) -> tuple[int, int | None]:
+    """(the count up to EXACT_COUNT_LIMIT + 1, the planner's estimate when it is over)."""
+    async with pool.acquire() as conn:
+        counted = int(await conn.fetchval(query.count_sql, *query.params,
+                                          EXACT_COUNT_LIMIT + 1))
+        if counted <= EXACT_COUNT_LIMIT:
+            return counted, None
+        plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {query.selection_sql}",
+                                   *query.params)
     if isinstance(plan, str):
         plan = orjson.loads(plan)
-    return int(plan[0]["Plan"]["Plan Rows"])
+    return counted, int(plan[0]["Plan"]["Plan Rows"])
 
 
 async def fetch_page(pool: asyncpg.Pool, query: PagedQuery, offset: int,
@@ -137,17 +144,15 @@ async def fetch_page(pool: asyncpg.Pool, query: PagedQuery, offset: int,
     """The page's rows and the total. Counting a million rows alone takes longer than a
     page should, so past EXACT_COUNT_LIMIT the total is the planner's estimate, kept
     consistent with what the page saw so that ``next`` is offered exactly while rows
-    remain. The page and the capped count run concurrently on two connections."""
-    rows, counted = await asyncio.gather(
-        pool.fetch(query.page_sql, *query.params, limit + 1, offset),
-        pool.fetchval(query.count_sql, *query.params, EXACT_COUNT_LIMIT + 1))
+    remain. The page and the count run concurrently on two connections."""
+    rows, (counted, estimate) = await asyncio.gather(
+        pool.fetch(query.page_sql, *query.params, limit + 1, offset), _count(pool, query))
     more = len(rows) > limit
     rows = rows[:limit]
-    if counted <= EXACT_COUNT_LIMIT:
+    if estimate is None:
         return ResultPage(rows, counted, exact=True)
     if rows and not more:  # the last page: everything before it and what it holds
         return ResultPage(rows, offset + len(rows), exact=True)
-    estimate = await _estimate(pool, query)
     if not rows:  # past the end: there are at most ``offset``
         return ResultPage(rows, min(estimate, offset), exact=False)
     return ResultPage(rows, max(estimate, offset + limit + 1), exact=False)
