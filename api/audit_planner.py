@@ -14,6 +14,7 @@ import time
 
 import asyncpg
 
+from api.leadership import lead_forever
 from gavel.audit_planning import plan_audit
 from gavel.audits import NOTIFY_CHANNEL, SCHEDULE_TARGET, request_audit
 from gavel.settings import Settings
@@ -41,29 +42,17 @@ class AuditPlanner:
 
     async def run(self) -> None:
         """Run until cancelled; survives Postgres restarts."""
-        while True:
-            try:
-                await self._run_as_leader()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("audit planner failed; restarting in 1s")
-                await asyncio.sleep(1)
+        await lead_forever("audit planner", self._settings.database.url, _LEADER_LOCK,
+                           self._lead, standby_poll=self._poll_interval, retry_delay=1)
 
-    async def _run_as_leader(self) -> None:
-        conn = await asyncpg.connect(self._settings.database.url)
-        try:
-            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LEADER_LOCK):
-                await asyncio.sleep(self._poll_interval)
-            await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
-            while True:
-                await self.queue_scheduled_scans()
-                await self._start_due_audits()
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll_interval)
-        finally:
-            await conn.close()
+    async def _lead(self, conn: asyncpg.Connection) -> None:
+        await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
+        while True:
+            await self.queue_scheduled_scans()
+            await self._start_due_audits()
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll_interval)
 
     async def _start_due_audits(self) -> None:
         due = await self._pool.fetch(

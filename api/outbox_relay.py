@@ -14,6 +14,7 @@ import time
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
+from api.leadership import lead_forever
 from gavel.kafka import make_producer
 from gavel.outbox import CHANNEL
 from gavel.settings import KafkaSettings
@@ -36,29 +37,17 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Run until cancelled; reconnects to Postgres and Kafka as needed."""
-        while True:
-            try:
-                await self._run_as_leader()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("outbox relay failed; restarting in 1s")
-                await asyncio.sleep(1)
+        await lead_forever("outbox relay", self._dsn, _LEADER_LOCK, self._lead,
+                           standby_poll=self._sweep_interval, retry_delay=1)
 
-    async def _run_as_leader(self) -> None:
-        conn = await asyncpg.connect(self._dsn)
+    async def _lead(self, conn: asyncpg.Connection) -> None:
+        await conn.add_listener(CHANNEL, lambda *_: self._wake.set())
+        producer = await self._start_producer()
         try:
-            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LEADER_LOCK):
-                await asyncio.sleep(self._sweep_interval)
-            await conn.add_listener(CHANNEL, lambda *_: self._wake.set())
-            producer = await self._start_producer()
-            try:
-                # its own connection: under load the API's pool queue would delay publishing
-                await self._publish_forever(producer, conn)
-            finally:
-                await producer.stop()
+            # its own connection: under load the API's pool queue would delay publishing
+            await self._publish_forever(producer, conn)
         finally:
-            await conn.close()
+            await producer.stop()
 
     async def _start_producer(self) -> AIOKafkaProducer:
         delay = 0.5

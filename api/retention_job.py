@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import asyncpg
 
+from api.leadership import lead_forever
 from gavel.retention import Deleted, delete_expired
 
 log = logging.getLogger(__name__)
@@ -29,28 +30,17 @@ class RetentionJob:
 
     async def run(self) -> None:
         """Run until cancelled; survives Postgres restarts."""
-        while True:
-            try:
-                await self._run_as_leader()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("retention failed; retrying in 10s")
-                await asyncio.sleep(10)
+        await lead_forever("retention", self._dsn, LEADER_LOCK, self._lead,
+                           standby_poll=min(self._interval, _STANDBY_POLL_SECONDS),
+                           retry_delay=10)
 
-    async def _run_as_leader(self) -> None:
-        conn = await asyncpg.connect(self._dsn)
-        try:
-            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", LEADER_LOCK):
-                await asyncio.sleep(min(self._interval, _STANDBY_POLL_SECONDS))
-            while True:
-                # the lock lives as long as this connection: a broken one raises here
-                # and the job competes for leadership again
-                await conn.execute("SELECT 1")
-                await self.run_once()
-                await asyncio.sleep(self._interval)
-        finally:
-            await conn.close()
+    async def _lead(self, conn: asyncpg.Connection) -> None:
+        while True:
+            # the lock lives as long as this connection: a broken one raises here
+            # and the job competes for leadership again
+            await conn.execute("SELECT 1")
+            await self.run_once()
+            await asyncio.sleep(self._interval)
 
     async def run_once(self) -> Deleted:
         began = time.monotonic()

@@ -45,7 +45,7 @@ async def accept_event(conn: asyncpg.Connection, *, org_id: int, org: str, topic
     return evaluation_id, "pending", True
 
 
-def _entity(row: asyncpg.Record, org: str) -> dict[str, Any]:
+def entity_view(row: asyncpg.Record, org: str) -> dict[str, Any]:
     if row["entity_type"] == "stack":
         project, _, stack = row["entity_key"].partition("/")
         return {"type": "stack", "org": org, "project": project, "stack": stack}
@@ -66,7 +66,7 @@ async def load_evaluation(pool: asyncpg.Pool, org_id: int, org: str,
         """SELECT groups, pack, pack_version, version_tag, policy, level, urn, message, details
            FROM violations WHERE evaluation_id = $1 ORDER BY id""", evaluation_id)
     document: dict[str, Any] = {
-        "id": str(row["id"]), "eventId": row["event_id"], "entity": _entity(row, org),
+        "id": str(row["id"]), "eventId": row["event_id"], "entity": entity_view(row, org),
         "kind": row["kind"], "status": row["status"], "outcome": row["outcome"],
         "blocking": row["blocking"], "resourceCount": row["resource_count"],
         "receivedAt": _iso(row["received_at"]), "occurredAt": _iso(row["occurred_at"]),

@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from gavel.evaluations import _entity as entity_view
+from gavel.evaluations import entity_view
 
 LEVELS = ("advisory", "mandatory")
 ENTITY_TYPES = ("stack", "account")
