@@ -13,7 +13,7 @@ from aiohttp import web
 from api.audit_planner import AuditPlanner
 from api.auth import auth_middleware
 from api.errors import error_middleware
-from api.evaluation_waiters import evaluation_waiters
+from api.evaluation_waiters import notifications
 from api.keys import OPA, POOL, SETTINGS
 from api.outbox_relay import OutboxRelay
 from api.retention_job import RetentionJob
@@ -76,7 +76,7 @@ def create_app(settings: Settings, *, with_relay: bool = True) -> web.Applicatio
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_postgres)
     app.cleanup_ctx.append(_opa)
-    app.cleanup_ctx.append(evaluation_waiters)
+    app.cleanup_ctx.append(notifications)
     if with_relay:
         app.cleanup_ctx.append(_outbox_relay)
         app.cleanup_ctx.append(_audit_planner)

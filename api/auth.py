@@ -15,8 +15,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from api.errors import Forbidden, NotFound, Unauthorized
-from api.keys import POOL, PRINCIPAL
-from gavel.tokens import authenticate
+from api.keys import POOL, PRINCIPAL, TOKEN_CACHE
 
 Access = Literal["read", "write", "ingest"]
 _ALLOWED: dict[Access, frozenset[str]] = {
@@ -50,7 +49,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if scheme.lower() not in ("token", "bearer") or not value.strip():
         raise Unauthorized("missing or malformed Authorization header; "
                            "expected 'Authorization: token <value>'")
-    found = await authenticate(request.app[POOL], value.strip())
+    found = await request.app[TOKEN_CACHE].authenticate(request.app[POOL], value.strip())
     if found is None:
         raise Unauthorized("invalid or revoked token")
     org = request.match_info.get("org")

@@ -1,4 +1,5 @@
-"""Long-poll support: one LISTEN connection wakes the requests waiting on evaluations."""
+"""Long-poll support and cache invalidation: one LISTEN connection per API process
+wakes the requests waiting on evaluations and empties the token cache."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from collections.abc import AsyncIterator
 import asyncpg
 from aiohttp import web
 
-from api.keys import SETTINGS
+from api.keys import SETTINGS, TOKEN_CACHE
+from gavel.tokens import TOKENS_CHANNEL, TokenCache
 
 CHANNEL = "gavel_evaluation"
 
@@ -42,11 +44,15 @@ class EvaluationWaiters:
 WAITERS = web.AppKey("evaluation_waiters", EvaluationWaiters)
 
 
-async def evaluation_waiters(app: web.Application) -> AsyncIterator[None]:
+async def notifications(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
     waiters = EvaluationWaiters()
+    tokens = TokenCache(settings.http.token_cache_seconds)
     app[WAITERS] = waiters
-    conn = await asyncpg.connect(app[SETTINGS].database.url)
+    app[TOKEN_CACHE] = tokens
+    conn = await asyncpg.connect(settings.database.url)
     await conn.add_listener(CHANNEL, waiters.notify)
+    await conn.add_listener(TOKENS_CHANNEL, tokens.clear)
     yield
     with contextlib.suppress(Exception):
         await conn.close()

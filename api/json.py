@@ -10,6 +10,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from api.errors import BadRequest
+from gavel.events import ResourceError
 
 M = TypeVar("M")
 
@@ -30,6 +31,9 @@ def describe(error: ValidationError) -> str:
     for item in error.errors():
         field = ".".join(str(p) for p in item["loc"]) or "body"
         message = item["msg"].removeprefix("Value error, ")
+        cause = item.get("ctx", {}).get("error")
+        if isinstance(cause, ResourceError):  # it knows which item and field
+            field, message = f"{field}.{cause.path}", cause.problem
         if item["type"] == "extra_forbidden":
             message = "unknown field"
         parts.append(f"{field}: {message}")

@@ -7,11 +7,12 @@ from aiohttp import web
 from opa_client import AsyncOpaClient
 
 from gavel.settings import Settings
-from gavel.tokens import Principal
+from gavel.tokens import Principal, TokenCache
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
 OPA = web.AppKey("opa", AsyncOpaClient)
+TOKEN_CACHE = web.AppKey("token_cache", TokenCache)
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 

@@ -9,40 +9,55 @@ from typing import Any
 import asyncpg
 
 from gavel.events import envelope
-from gavel.outbox import enqueue
+from gavel.outbox import CHANNEL as OUTBOX_CHANNEL
+
+# One statement, so one round trip and atomic without a transaction: register the
+# stack (for stack events), insert the pending evaluation unless its event id was
+# seen, and only then queue its event, stamped with the org's group revision.
+_ACCEPT = f"""
+WITH registered AS (
+    INSERT INTO stacks (org_id, project, name)
+    SELECT $1, $12::text, $13::text WHERE $12::text IS NOT NULL
+    ON CONFLICT (org_id, project, name) DO NOTHING),
+accepted AS (
+    INSERT INTO evaluations (id, org_id, event_id, entity_type, entity_key, kind, status,
+                             resource_count, scan_id, chunk, chunks, occurred_at)
+    VALUES ($2, $1, $3, $4, $5, $6, 'pending', $7, $8, $9, $10, $11)
+    ON CONFLICT (org_id, event_id) DO NOTHING RETURNING id),
+queued AS (
+    INSERT INTO outbox (topic, key, value)
+    SELECT $14, $15, $16::jsonb || jsonb_build_object('groupRevision', o.revision)
+    FROM accepted CROSS JOIN orgs o WHERE o.id = $1
+    RETURNING id)
+SELECT (SELECT id FROM accepted) AS id, (SELECT pg_notify('{OUTBOX_CHANNEL}', '') FROM queued)
+"""
 
 
-async def accept_event(conn: asyncpg.Connection, *, org_id: int, org: str, topic: str,
-                       key: str, entity_type: str, entity_key: str, kind: str,
+async def accept_event(db: asyncpg.Connection | asyncpg.Pool, *, org_id: int, org: str,
+                       topic: str, key: str, entity_type: str, entity_key: str, kind: str,
                        event_id: str | None, fields: dict[str, Any],
-                       scan: tuple[str, int, int] | None = None) -> tuple[uuid.UUID, str, bool]:
-    """Record a pending evaluation and enqueue its event, in the caller's transaction.
-
-    Returns (evaluation id, status, created). The same ``event_id`` again returns the
-    first evaluation and enqueues nothing.
+                       scan: tuple[str, int, int] | None = None,
+                       stack: tuple[str, str] | None = None) -> tuple[uuid.UUID, str]:
+    """Record a pending evaluation and enqueue its event; ``stack`` (project, name) is
+    registered on the way. Returns (evaluation id, status): the same ``event_id``
+    again returns the first evaluation and enqueues nothing.
     """
     value = envelope(org, **fields)
     if event_id:
         value["eventId"] = event_id
     evaluation_id = uuid.uuid4()
     value["evaluationId"] = str(evaluation_id)
-    value["groupRevision"] = await conn.fetchval("SELECT revision FROM orgs WHERE id = $1",
-                                                 org_id)
-    inserted = await conn.fetchval(
-        """INSERT INTO evaluations (id, org_id, event_id, entity_type, entity_key, kind, status,
-                                    resource_count, scan_id, chunk, chunks, occurred_at)
-           VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10, $11)
-           ON CONFLICT (org_id, event_id) DO NOTHING RETURNING id""",
-        evaluation_id, org_id, value["eventId"], entity_type, entity_key, kind,
+    inserted = await db.fetchval(
+        _ACCEPT, org_id, evaluation_id, value["eventId"], entity_type, entity_key, kind,
         len(fields.get("resources", [])), *(scan or (None, None, None)),
-        datetime.fromisoformat(value["occurredAt"]))
+        datetime.fromisoformat(value["occurredAt"]), *(stack or (None, None)), topic, key,
+        value)
     if inserted is None:
-        row = await conn.fetchrow(
+        row = await db.fetchrow(
             "SELECT id, status FROM evaluations WHERE org_id = $1 AND event_id = $2",
             org_id, value["eventId"])
-        return row["id"], row["status"], False
-    await enqueue(conn, topic, key, value)
-    return evaluation_id, "pending", True
+        return row["id"], row["status"]
+    return evaluation_id, "pending"
 
 
 def entity_view(row: asyncpg.Record, org: str) -> dict[str, Any]:
@@ -56,15 +71,24 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+# The evaluation and, once it is finished, its violations: one round trip.
+_EVALUATION = """
+SELECT e.*, CASE WHEN e.status = 'finished' THEN (
+    SELECT json_agg(json_build_object(
+               'groups', v.groups, 'pack', v.pack, 'packVersion', v.pack_version,
+               'versionTag', v.version_tag, 'policy', v.policy, 'level', v.level,
+               'urn', v.urn, 'message', v.message, 'details', v.details) ORDER BY v.id)
+    FROM violations v WHERE v.evaluation_id = e.id) END AS violation_list
+FROM evaluations e WHERE e.id = $1 AND e.org_id = $2
+"""
+
+
 async def load_evaluation(pool: asyncpg.Pool, org_id: int, org: str,
                           evaluation_id: uuid.UUID) -> dict[str, Any] | None:
-    row = await pool.fetchrow("SELECT * FROM evaluations WHERE id = $1 AND org_id = $2",
-                              evaluation_id, org_id)
+    row = await pool.fetchrow(_EVALUATION, evaluation_id, org_id)
     if row is None:
         return None
-    violations = await pool.fetch(
-        """SELECT groups, pack, pack_version, version_tag, policy, level, urn, message, details
-           FROM violations WHERE evaluation_id = $1 ORDER BY id""", evaluation_id)
+    violations = row["violation_list"]
     document: dict[str, Any] = {
         "id": str(row["id"]), "eventId": row["event_id"], "entity": entity_view(row, org),
         "kind": row["kind"], "status": row["status"], "outcome": row["outcome"],
@@ -72,11 +96,7 @@ async def load_evaluation(pool: asyncpg.Pool, org_id: int, org: str,
         "receivedAt": _iso(row["received_at"]), "occurredAt": _iso(row["occurred_at"]),
         "finishedAt": _iso(row["finished_at"]), "opaVersion": row["opa_version"],
         "packs": row["packs"],
-        "violations": [
-            {"groups": v["groups"], "pack": v["pack"], "packVersion": v["pack_version"],
-             "versionTag": v["version_tag"], "policy": v["policy"], "level": v["level"],
-             "urn": v["urn"], "message": v["message"], "details": v["details"]}
-            for v in violations],
+        "violations": violations or [],
     }
     if row["scan_id"] is not None:
         document.update(scanId=row["scan_id"], chunk=row["chunk"], chunks=row["chunks"])

@@ -47,6 +47,15 @@ def _length_limits(model: type[BaseModel], field: str) -> tuple[str, int, int]:
 _RESOURCE_TEXT = tuple(_length_limits(Resource, f) for f in ("urn", "type", "name", "provider"))
 
 
+class ResourceError(ValueError):
+    """A resource breaks a rule of ``Resource``; ``path`` is "<index>.<field>"."""
+
+    def __init__(self, index: int, field: str, problem: str) -> None:
+        super().__init__(f"item {index}: {f'{field} ' if field else ''}{problem}")
+        self.path = f"{index}.{field}" if field else str(index)
+        self.problem = problem
+
+
 def checked_resources(resources: list[Any]) -> list[dict[str, Any]]:
     """The rules of ``Resource``, checked in place on plain dicts.
 
@@ -55,15 +64,15 @@ def checked_resources(resources: list[Any]) -> list[dict[str, Any]]:
     """
     for index, resource in enumerate(resources):
         if not isinstance(resource, dict):
-            raise ValueError(f"item {index}: must be an object")
+            raise ResourceError(index, "", "must be an object")
         for field, low, high in _RESOURCE_TEXT:
             value = resource.get(field, "")
             if not isinstance(value, str) or not low <= len(value) <= high:
-                raise ValueError(f"item {index}: {field} must be a string of {low} to "
-                                 f"{high} characters")
+                raise ResourceError(index, field,
+                                    f"must be a string of {low} to {high} characters")
         properties = resource.setdefault("properties", {})
         if not isinstance(properties, dict):
-            raise ValueError(f"item {index}: properties must be an object")
+            raise ResourceError(index, "properties", "must be an object")
         resource.setdefault("name", "")
         resource.setdefault("provider", "")
     return resources

@@ -78,6 +78,9 @@ class HttpSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # how long an API process trusts a token it has checked (0: check every request);
+    # revoking or deleting one is seen at once through a notification
+    token_cache_seconds: float = Field(default=30.0, ge=0)
 
 
 class WorkerSettings(Section):

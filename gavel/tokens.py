@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Literal
@@ -13,6 +14,8 @@ import asyncpg
 Role = Literal["admin", "member", "ingest"]
 ROLES: tuple[Role, ...] = ("admin", "member", "ingest")
 TOKEN_PREFIX = "gvl_"
+# notified (by triggers) whenever a token or an org changes or goes away
+TOKENS_CHANNEL = "gavel_tokens"
 
 
 @dataclass(frozen=True)
@@ -42,11 +45,43 @@ async def issue_token(conn: asyncpg.Connection, org_id: int, role: Role,
     return token_id, value
 
 
-async def authenticate(pool: asyncpg.Pool, token: str) -> Principal | None:
+async def _lookup(pool: asyncpg.Pool, token_hash: bytes) -> Principal | None:
     row = await pool.fetchrow(
         """SELECT t.id, t.org_id, o.name, t.role FROM tokens t JOIN orgs o ON o.id = t.org_id
            WHERE t.token_hash = $1 AND t.revoked_at IS NULL""",
-        digest(token))
+        token_hash)
     if row is None:
         return None
     return Principal(row["id"], row["org_id"], row["name"], row["role"])
+
+
+class TokenCache:
+    """Recently authenticated tokens, by digest, for ``ttl`` seconds.
+
+    A change to any token or org (revocation, deletion) empties it at once through
+    ``TOKENS_CHANNEL``; the time limit covers a notification lost while the listening
+    connection was down. Unknown tokens are never cached. ``ttl`` 0 turns it off.
+    """
+
+    def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
+        self._ttl = ttl
+        self._max_entries = max_entries
+        self._entries: dict[bytes, tuple[float, Principal]] = {}
+
+    async def authenticate(self, pool: asyncpg.Pool, token: str) -> Principal | None:
+        key = digest(token)
+        now = time.monotonic()
+        cached = self._entries.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        found = await _lookup(pool, key)
+        if found is not None and self._ttl > 0:
+            if len(self._entries) >= self._max_entries:
+                self._entries.clear()
+            self._entries[key] = (now + self._ttl, found)
+        else:
+            self._entries.pop(key, None)
+        return found
+
+    def clear(self, *_notification: object) -> None:
+        self._entries.clear()

@@ -7,7 +7,6 @@ import contextlib
 import time
 import uuid
 
-import asyncpg
 from aiohttp import web
 
 from api.errors import BadRequest, NotFound
@@ -33,14 +32,6 @@ def _wait_seconds(request: web.Request) -> float:
     return wait
 
 
-async def _still_pending(pool: asyncpg.Pool, org_id: int, evaluation_id: uuid.UUID) -> bool:
-    """Not finished yet (or not there yet: events produced straight to Kafka have no
-    row until they are evaluated)."""
-    status = await pool.fetchval(
-        "SELECT status FROM evaluations WHERE id = $1 AND org_id = $2", evaluation_id, org_id)
-    return status != "finished"
-
-
 async def get_evaluation(request: web.Request) -> web.Response:
     try:
         evaluation_id = uuid.UUID(request.match_info["id"])
@@ -51,17 +42,16 @@ async def get_evaluation(request: web.Request) -> web.Response:
     pool = request.app[POOL]
     deadline = time.monotonic() + wait
     while True:
+        # registered before reading, so that a notification cannot slip in between
         with request.app[WAITERS].waiter(str(evaluation_id)) as finished:
-            remaining = deadline - time.monotonic()
-            if remaining > 0 and await _still_pending(pool, me.org_id, evaluation_id):
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(finished, min(remaining, RECHECK))
-                continue
             document = await load_evaluation(pool, me.org_id, me.org_name, evaluation_id)
-            # events produced straight to Kafka have no row until they are evaluated
-            if document is None and remaining <= 0:
-                raise NotFound(f"Evaluation '{evaluation_id}' not found")
-            if document is not None and (document["status"] == "finished" or remaining <= 0):
+            if document is not None and document["status"] == "finished":
+                return json_response(document)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                # events produced straight to Kafka have no row until they are evaluated
+                if document is None:
+                    raise NotFound(f"Evaluation '{evaluation_id}' not found")
                 return json_response(document)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(finished, min(remaining, RECHECK))

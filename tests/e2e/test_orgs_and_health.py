@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -91,3 +92,18 @@ def test_cli_org_create_prints_token_last(settings: Settings, pool) -> None:
                            capture_output=True, text=True, env=env, timeout=60)
     assert again.returncode == 1
     assert "already exists" in again.stderr
+
+
+async def test_revoked_token_is_refused_at_once(client: TestClient, new_org, pool) -> None:
+    """Checked tokens are cached by the API; revoking one still takes effect at once."""
+    acme, token = await new_org()
+    for _ in range(2):  # the second request is answered from the cache
+        assert (await client.get(f"/api/orgs/{acme}", headers=auth(token))).status == 200
+    await pool.execute("UPDATE tokens SET revoked_at = now() WHERE org_id = "
+                       "(SELECT id FROM orgs WHERE name = $1)", acme)
+    for _ in range(50):  # the notification reaches the API within moments
+        resp = await client.get(f"/api/orgs/{acme}", headers=auth(token))
+        if resp.status == 401:
+            break
+        await asyncio.sleep(0.05)
+    assert resp.status == 401
