@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,8 @@ from api.errors import BadRequest
 
 DEFAULT_SIZE = 100
 MAX_SIZE = 1000
+# continuation tokens of the lists that take them (see api.page_tokens)
+AFTER, BEFORE = "page[after]", "page[before]"
 
 
 @dataclass(frozen=True)
@@ -41,21 +44,30 @@ def requested_page(request: web.Request) -> Page:
                 size=_int_param(request, "page[size]", DEFAULT_SIZE, 1, MAX_SIZE))
 
 
-def paging_fields(request: web.Request, page: Page, total: int) -> dict[str, Any]:
-    """``links`` and ``meta.page`` as in the Datadog seed."""
+def paging_fields(request: web.Request, page: Page, total: int,
+                  continuations: Mapping[str, str | None] | None = None) -> dict[str, Any]:
+    """``links`` and ``meta.page`` as in the Datadog seed. A list that continues by sort
+    key passes its tokens (``{"next": …, "prev": …}``), which the ``next`` and ``prev``
+    links carry beside the page number (as ``page[after]`` and ``page[before]``)."""
     last = max(0, (total - 1) // page.size)
     next_number = page.number + 1 if page.number < last else None
     prev_number = page.number - 1 if 0 < page.number <= last + 1 else None
+    tokens = continuations or {}
+    given = {k: v for k, v in request.query.items() if k in (AFTER, BEFORE)}
+    plain = {k: v for k, v in request.query.items() if k not in given}
 
-    def link(number: int | None) -> str | None:
+    def link(number: int | None,
+             continuation: Mapping[str, str | None] | None = None) -> str | None:
         if number is None:
             return None
-        query = {**request.query, "page[number]": str(number), "page[size]": str(page.size)}
+        query = {**plain, "page[number]": str(number), "page[size]": str(page.size),
+                 **{k: v for k, v in (continuation or {}).items() if v is not None}}
         return str(request.rel_url.with_query(query))
 
     return {
-        "links": {"self": link(page.number), "first": link(0), "last": link(last),
-                  "next": link(next_number), "prev": link(prev_number)},
+        "links": {"self": link(page.number, given), "first": link(0), "last": link(last),
+                  "next": link(next_number, {AFTER: tokens.get("next")}),
+                  "prev": link(prev_number, {BEFORE: tokens.get("prev")})},
         "meta": {"page": {"type": "number_size", "number": page.number, "size": page.size,
                           "total": total, "first_number": 0, "last_number": last,
                           "next_number": next_number, "prev_number": prev_number}},

@@ -15,11 +15,13 @@ from typing import Any, NamedTuple
 from aiohttp import web
 
 from api.errors import BadRequest
+from api.paging import AFTER, BEFORE
 
 # A parser turns the raw text into a value or raises ValueError("must be ...").
 Parser = Callable[[str], Any]
 
 PAGING = frozenset({"page[number]", "page[size]"})
+CONTINUATIONS = frozenset({AFTER, BEFORE})
 MAX_TEXT = 1000
 
 
@@ -77,9 +79,12 @@ def _single(request: web.Request, name: str) -> str | None:
     return values[0] if values else None
 
 
-def check_known(request: web.Request, filters: Collection[str], sortable: bool) -> None:
-    """Refuse query parameters the list does not take, naming them."""
-    known = PAGING | {f"filter[{name}]" for name in filters} | ({"sort"} if sortable else set())
+def check_known(request: web.Request, filters: Collection[str], sortable: bool,
+                continuable: bool = False) -> None:
+    """Refuse query parameters the list does not take, naming them. A continuable list
+    also takes the tokens of its ``next`` and ``prev`` links."""
+    known = (PAGING | {f"filter[{name}]" for name in filters} | ({"sort"} if sortable else set())
+             | (CONTINUATIONS if continuable else set()))
     unknown = sorted({key for key in request.query if key not in known})
     if unknown:
         allowed = ", ".join(sorted(known))

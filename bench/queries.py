@@ -14,10 +14,10 @@ import argparse
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -45,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--history", type=int, default=5, help="evaluations per entity")
     parser.add_argument("--runs", type=int, default=50, help="timed runs per query shape")
     parser.add_argument("--without-indexes", action="store_true",
-                        help="drop the indexes of 0004_result_queries.sql after seeding")
+                        help="drop the indexes that 0004_result_queries.sql and "
+                             "0007_list_paging.sql add, after seeding")
 
 
 @dataclass(frozen=True)
@@ -155,71 +156,138 @@ async def seed(pool: asyncpg.Pool, layouts: list[Layout], entities: int, rows: R
                 await _copy(conn, rows)
 
 
-@dataclass(frozen=True)
-class Shape:
+class Shape(Protocol):
     label: str
-    run: Callable[[asyncpg.Pool], Awaitable[Any]]
-    explain: Callable[[], tuple[str, tuple[Any, ...]]] | None = None
+
+    async def prepare(self, pool: asyncpg.Pool) -> None: ...
+
+    async def run(self, pool: asyncpg.Pool) -> Any: ...
+
+    def explain(self) -> tuple[str, tuple[Any, ...]] | None: ...
 
 
-def _violation_shape(org_id: int, label: str, filters: dict[str, Any],
-                     sort: tuple[tuple[str, bool], ...] = (), page: int = 0,
-                     size: int = 100) -> Shape:
-    query = result_queries.violation_query(org_id, filters, sort)
-    return Shape(label, lambda pool: result_queries.fetch_page(pool, query, page * size, size),
-                 lambda: (query.page_sql, (*query.params, size, page * size)))
+@dataclass
+class Paged:
+    """A page of a list as the API reads it (the page and its capped count): by number
+    (OFFSET), or continuing by sort key as a ``next`` (``after``) or ``prev``
+    (``before``) link does, from the row its token was made of."""
+
+    label: str
+    query: result_queries.PagedQuery
+    offset: int = 0
+    size: int = 100
+    via: str = "number"
+    seek: result_queries.Seek | None = None
+
+    async def prepare(self, pool: asyncpg.Pool) -> None:
+        if self.via == "number":
+            return
+        at = self.offset - 1 if self.via == "after" else self.offset + self.size
+        sql, params = self.query.page(1, at)
+        [row] = await pool.fetch(sql, *params)
+        key = self.query.order.decode_key(self.query.order.key_of(row))
+        self.seek = result_queries.Seek(key, before=self.via == "before")
+
+    async def run(self, pool: asyncpg.Pool) -> Any:
+        return await result_queries.fetch_page(pool, self.query, self.offset, self.size,
+                                               self.seek)
+
+    def explain(self) -> tuple[str, tuple[Any, ...]] | None:
+        return self.query.page(self.size + 1, 0 if self.seek else self.offset, self.seek)
 
 
-def _evaluation_shape(org_id: int, label: str, filters: dict[str, Any], page: int = 0,
-                      size: int = 100) -> Shape:
-    query = result_queries.evaluation_query(org_id, filters)
-    return Shape(label, lambda pool: result_queries.fetch_page(pool, query, page * size, size),
-                 lambda: (query.page_sql, (*query.params, size, page * size)))
+@dataclass
+class Compliance:
+    label: str
+    org_id: int
+    filters: dict[str, Any]
+
+    async def prepare(self, pool: asyncpg.Pool) -> None:
+        return None
+
+    async def run(self, pool: asyncpg.Pool) -> Any:
+        return await compliance.compliance(pool, self.org_id, self.filters, 0, 100)
+
+    def explain(self) -> tuple[str, tuple[Any, ...]] | None:
+        return None
+
+
+def _sort(text: str) -> tuple[tuple[str, bool], ...]:
+    return tuple((key.lstrip("-"), key.startswith("-")) for key in text.split(",") if key)
+
+
+LEVEL_LED_SORTS = ("-level,observedAt", "level,-observedAt", "level,observedAt", "-level,pack",
+                   "level,-policy", "-level,entity")
+OTHER_TWO_KEY_SORTS = ("pack,policy", "-pack,observedAt", "policy,-level", "entity,-observedAt",
+                       "-observedAt,pack")
 
 
 def violation_shapes(org_id: int, total: int) -> Iterator[Shape]:
-    v = _violation_shape
-    yield v(org_id, "violations: first page (100)", {})
-    yield v(org_id, "violations: first page (1000)", {}, size=1000)
-    yield v(org_id, "violations: deep page (90%)", {}, page=int(total * 0.9) // 100)
-    yield v(org_id, "violations: last page", {}, page=(total - 1) // 100)
+    def v(label: str, filters: dict[str, Any], sort: str = "", depth: float = 0.0,
+          size: int = 100, via: str = "number") -> Paged:
+        offset = int(total * depth) // size * size if via == "number" else int(total * depth)
+        return Paged(f"violations: {label}", result_queries.violation_query(
+            org_id, filters, _sort(sort)), offset, size, via)
+
+    yield v("first page (100)", {})
+    yield v("first page (1000)", {}, size=1000)
+    yield v("deep page (90%)", {}, depth=0.9)
+    yield v("last page", {}, depth=(total - 1) / total)
+    for depth in (0.1, 0.5, 0.9):
+        yield v(f"next link at {depth:.0%}", {}, depth=depth, via="after")
+    yield v("prev link at 90%", {}, depth=0.9, via="before")
     for name, value in (("level", "mandatory"), ("pack", "pack-03"),
                         ("policy", "pack-03-rule-2"), ("entity", "proj-001/stack-000001"),
                         ("entityType", "account"), ("group", "shared"),
                         ("group", "group-07"), ("urn", "urn:pulumi:account-000005::aws:s3/"
                                                        "bucket:Bucket::b1")):
-        yield v(org_id, f"violations: filter {name}={value}", {name: value})
+        yield v(f"filter {name}={value}", {name: value})
     for key in ("level", "pack", "policy", "entity", "observedAt"):
-        for desc in (False, True):
-            yield v(org_id, f"violations: sort {'-' if desc else ''}{key}", {}, ((key, desc),))
-    yield v(org_id, "violations: sort -level,observedAt", {},
-            (("level", True), ("observedAt", False)))
-    yield v(org_id, "violations: filter level + sort -observedAt", {"level": "mandatory"},
-            (("observedAt", True),))
-    yield v(org_id, "violations: sort pack, deep page (90%)", {}, (("pack", False),),
-            page=int(total * 0.9) // 100)
+        for sort in (key, f"-{key}"):
+            yield v(f"sort {sort}", {}, sort)
+            yield v(f"sort {sort}, next link at 90%", {}, sort, depth=0.9, via="after")
+    for sort in LEVEL_LED_SORTS + OTHER_TWO_KEY_SORTS:
+        yield v(f"sort {sort}", {}, sort)
+        yield v(f"sort {sort}, next link at 90%", {}, sort, depth=0.9, via="after")
+    yield v("sort -level,observedAt, deep page (90%)", {}, "-level,observedAt", depth=0.9)
+    yield v("sort -level,observedAt, prev link at 90%", {}, "-level,observedAt", depth=0.9,
+            via="before")
+    yield v("filter level + sort -observedAt", {"level": "mandatory"}, "-observedAt")
+    yield v("sort pack, deep page (90%)", {}, "pack", depth=0.9)
 
 
-def evaluation_shapes(org_id: int, total: int) -> Iterator[Shape]:
-    e = _evaluation_shape
-    yield e(org_id, "evaluations: first page (100)", {})
-    yield e(org_id, "evaluations: deep page (90%)", {}, page=int(total * 0.9) // 100)
+def evaluation_shapes(org_id: int, total: int, not_blocking: int) -> Iterator[Shape]:
+    def e(label: str, filters: dict[str, Any], depth: float = 0.0, via: str = "number",
+          size: int = 100) -> Paged:
+        matching = not_blocking if filters.get("blocking") is False else total
+        offset = (int(matching * depth) // size * size if via == "number"
+                  else int(matching * depth))
+        return Paged(f"evaluations: {label}", result_queries.evaluation_query(org_id, filters),
+                     offset, size, via)
+
+    yield e("first page (100)", {})
+    yield e("deep page (90%)", {}, depth=0.9)
+    for depth in (0.1, 0.5, 0.9):
+        yield e(f"next link at {depth:.0%}", {}, depth=depth, via="after")
     for name, value in (("entity", "proj-001/stack-000001"), ("entityType", "account"),
                         ("kind", "update"), ("outcome", "pass"), ("blocking", True),
                         ("blocking", False), ("since", BASE + timedelta(days=4)),
                         ("until", BASE + timedelta(days=1)), ("audit", AUDIT)):
         shown = value.date().isoformat() if isinstance(value, datetime) else value
-        yield e(org_id, f"evaluations: filter {name}={shown}", {name: value})
+        yield e(f"filter {name}={shown}", {name: value})
+    yield e("filter blocking=False, next link at 90%", {"blocking": False}, depth=0.9,
+            via="after")
 
 
 def compliance_shapes(org_id: int) -> Iterator[Shape]:
     for label, filters in (("compliance", {}), ("compliance: filter group=group-07",
                                                 {"group": "group-07"}),
                            ("compliance: filter pack=pack-03", {"pack": "pack-03"})):
-        yield Shape(label, lambda pool, f=filters: compliance.compliance(pool, org_id, f, 0, 100))
+        yield Compliance(label, org_id, filters)
 
 
 async def _time(pool: asyncpg.Pool, shape: Shape, runs: int) -> list[float]:
+    await shape.prepare(pool)
     for _ in range(3):
         await shape.run(pool)
     times = []
@@ -231,18 +299,26 @@ async def _time(pool: asyncpg.Pool, shape: Shape, runs: int) -> list[float]:
 
 
 async def _explain(pool: asyncpg.Pool, shape: Shape) -> str:
-    if shape.explain is None:
+    statement = shape.explain()
+    if statement is None:
         return "(no single statement)"
-    sql, params = shape.explain()
+    sql, params = statement
     rows = await pool.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", *params)
     return "\n".join(r[0] for r in rows)
 
 
+RESULT_INDEX_MIGRATIONS = ("0004_result_queries.sql", "0007_list_paging.sql")
+
+
 async def _drop_result_indexes(pool: asyncpg.Pool) -> None:
-    text = (MIGRATIONS_DIR / "0004_result_queries.sql").read_text()
-    names = [line.split()[2] for line in text.splitlines() if line.startswith("CREATE INDEX")]
-    for name in names:
-        await pool.execute(f"DROP INDEX {name}")
+    """Drop the indexes the result-query migrations add; one they re-create in another
+    form (``DROP INDEX`` first) stays, as it was there before."""
+    lines = [line for name in RESULT_INDEX_MIGRATIONS
+             for line in (MIGRATIONS_DIR / name).read_text().splitlines()]
+    kept = {line.split()[2].rstrip(";") for line in lines if line.startswith("DROP INDEX")}
+    for line in lines:
+        if line.startswith("CREATE INDEX") and line.split()[2] not in kept:
+            await pool.execute(f"DROP INDEX {line.split()[2]}")
 
 
 async def run(args: argparse.Namespace) -> Report:
@@ -270,16 +346,19 @@ async def run(args: argparse.Namespace) -> Report:
                 "SELECT count(*) FROM current_violations WHERE org_id = $1", org_id))
             evaluations = int(await pool.fetchval(
                 "SELECT count(*) FROM evaluations WHERE org_id = $1", org_id))
+            not_blocking = int(await pool.fetchval(
+                "SELECT count(*) FROM evaluations WHERE org_id = $1 AND NOT blocking", org_id))
             shapes = [*violation_shapes(org_id, current),
-                      *evaluation_shapes(org_id, evaluations), *compliance_shapes(org_id)]
+                      *evaluation_shapes(org_id, evaluations, not_blocking),
+                      *compliance_shapes(org_id)]
             for shape in shapes:
                 # the compliance summary reads the whole current state: fewer runs
-                runs = args.runs if shape.explain else max(5, args.runs // 10)
+                runs = args.runs if shape.explain() is not None else max(5, args.runs // 10)
                 times = await _time(pool, shape, runs)
                 median, p99 = percentile(times, 0.5), percentile(times, 0.99)
                 report.add(f"{org} {shape.label}", f"{median:.1f} / {p99:.1f}",
                            "ms median / p99")
-                if shape.explain and (slowest is None or median > slowest[0]):
+                if shape.explain() is not None and (slowest is None or median > slowest[0]):
                     slowest = (median, f"{org} {shape.label}", shape)
         if slowest is not None:
             print(f"\nslowest paged query: {slowest[1]} ({slowest[0]:.1f} ms median)")

@@ -2,8 +2,12 @@
 
 Filters and sort keys map onto whitelisted SQL fragments; every value a caller
 gives is a bound parameter. A page is read in two steps: the ids of the page from
-an index (cheap to skip over, even deep into the list), then those rows joined in.
-Totals are exact up to EXACT_COUNT_LIMIT and estimated beyond (see ``fetch_page``).
+an index, then those rows joined in. A page either skips rows (OFFSET: any page
+number, exact) or seeks past the sort key of a row of the page before (``Seek``: flat
+however deep; see ``gavel.keyset``). A sort led by the enforcement level and followed
+by other keys reads one branch per level in the requested order, so that one index
+on (org, level, key, id) serves both directions of the key. Totals are exact up to
+EXACT_COUNT_LIMIT and estimated beyond (see ``fetch_page``).
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from typing import Any
 import asyncpg
 import orjson
 
+from gavel import keyset
 from gavel.evaluations import entity_view
+from gavel.keyset import Column, Order
 
 LEVELS = ("advisory", "mandatory")
 ENTITY_TYPES = ("stack", "account")
@@ -90,32 +96,118 @@ def entity_of(key: str) -> tuple[str, str]:
     return ("stack" if "/" in key else "account"), key
 
 
-def violation_order(sort: Sequence[tuple[str, bool]]) -> str:
-    """The ORDER BY list, ending with the id so that pages never overlap. The id follows
+# sort column -> how its value comes back in a continuation token
+VIOLATION_KEY_DECODERS: dict[str, keyset.Decoder] = {
+    "level": keyset.text(LEVELS), "pack": keyset.text(), "policy": keyset.text(),
+    "entity_type": keyset.text(ENTITY_TYPES), "entity_key": keyset.text(),
+    "observed_at": keyset.timestamp, "violation_id": keyset.bigint,
+}
+# A leading sort column with these few values, followed by more than the id, is read
+# one branch per value: then the rest leads each branch's seek, whose estimate Postgres
+# takes from the first column of a row comparison.
+BRANCHES: dict[str, tuple[str, ...]] = {"level": LEVELS, "entity_type": ENTITY_TYPES}
+EVALUATION_ORDER = Order((Column("received_at", True, keyset.timestamp),
+                          Column("id", False, keyset.uuid_text)))
+
+
+def violation_order(sort: Sequence[tuple[str, bool]]) -> Order:
+    """The sort's columns, ending with the id so that pages never overlap. The id follows
     the last key's direction: a single-key sort then reads its index either way."""
-    keys = [f"{column} {'DESC' if desc else 'ASC'}"
-            for name, desc in sort for column in VIOLATION_SORTS[name]]
+    columns = [Column(column, desc, VIOLATION_KEY_DECODERS[column])
+               for name, desc in sort for column in VIOLATION_SORTS[name]]
     last_desc = bool(sort) and sort[-1][1]
-    return ", ".join([*keys, f"violation_id {'DESC' if last_desc else 'ASC'}"])
+    return Order((*columns, Column("violation_id", last_desc, keyset.bigint)))
+
+
+@dataclass(frozen=True)
+class Seek:
+    """Continue after the row whose sort key this is, or before it (read backwards)."""
+
+    key: tuple[Any, ...]
+    before: bool = False
 
 
 @dataclass(frozen=True)
 class PagedQuery:
-    """A page query (LIMIT and OFFSET come after ``params``), a count that stops at its
-    last parameter, and the bare selection for the planner's estimate."""
+    """A list: rows of ``table`` matching ``where`` in ``order``, shown as ``select`` (on
+    alias ``t``). Its pages, a count that stops at its last parameter, and the bare
+    selection for the planner's estimate."""
 
-    page_sql: str
-    count_sql: str
-    selection_sql: str
-    params: tuple[Any, ...]
+    table: str
+    id_column: str
+    select: str
+    where: Where
+    order: Order
+    fixed: Mapping[str, str] = field(default_factory=dict)  # column = value, by a filter
 
+    @property
+    def params(self) -> tuple[Any, ...]:
+        return tuple(self.where.params)
 
-def _paged_query(page_sql: str, table: str, where: Where) -> PagedQuery:
-    selection = f"SELECT 1 FROM {table} WHERE {where.sql}"
-    n = len(where.params)
-    return PagedQuery(page_sql,
-                      f"SELECT count(*) FROM ({selection} LIMIT ${n + 1}) AS capped",
-                      selection, tuple(where.params))
+    @property
+    def selection_sql(self) -> str:
+        return f"SELECT 1 FROM {self.table} WHERE {self.where.sql}"
+
+    @property
+    def count_sql(self) -> str:
+        n = len(self.where.params)
+        return f"SELECT count(*) FROM ({self.selection_sql} LIMIT ${n + 1}) AS capped"
+
+    def page(self, limit: int, offset: int = 0,
+             seek: Seek | None = None) -> tuple[str, tuple[Any, ...]]:
+        """A page's SQL and parameters. Seeking before a key reads the order backwards,
+        so those rows come nearest first."""
+        where = Where(list(self.where.params), list(self.where.clauses))
+        order = self.order.reversed() if seek and seek.before else self.order
+        key = seek.key if seek else None
+        if order.columns[0].name in BRANCHES and len(order.columns) > 2:
+            ids = self._branched_ids(where, order, key, limit, offset)
+        else:
+            if key is not None:
+                where.clauses.append(keyset.seek_after(order.columns, key, where.bind))
+            ids = (f"SELECT {self.id_column} FROM {self.table} WHERE {where.sql}\n"
+                   f"      ORDER BY {order.sql} LIMIT {where.bind(limit)} "
+                   f"OFFSET {where.bind(offset)}")
+        sql = f"""
+SELECT {self.select}
+FROM ({ids}) AS page
+JOIN {self.table} t USING ({self.id_column})
+ORDER BY {order.sql_on("t")}"""
+        return sql, tuple(where.params)
+
+    def _branched_ids(self, where: Where, order: Order, key: tuple[Any, ...] | None,
+                      limit: int, offset: int) -> str:
+        """One branch per value of the leading column, each a range of an index on
+        (org, lead, rest..., id) read in the order of the rest, concatenated in the
+        lead's order. A branch skips what OFFSET leaves of it after the branches before
+        (counted only for a page past the first)."""
+        lead, rest = order.columns[0], order.without_first()
+        values = [v for v in sorted(BRANCHES[lead.name], reverse=lead.descending)
+                  if self.fixed.get(lead.name, v) == v]
+        if key is not None:  # the branches before the key's are done
+            values = values[values.index(key[0]):] if key[0] in values else []
+        if not values:
+            return f"SELECT {self.id_column} FROM {self.table} WHERE false"
+        matching = where.sql
+        limit_at = where.bind(limit)
+        offset_at = where.bind(offset) if offset else None
+        branches = []
+        for i, value in enumerate(values):
+            clauses = [matching, f"{lead.name} = '{value}'"]
+            if key is not None and i == 0:
+                clauses.append(keyset.seek_after(rest.columns, key[1:], where.bind))
+            skip = ""
+            if offset_at is not None:
+                earlier = ", ".join(f"'{v}'" for v in values[:i])
+                skip = (f" OFFSET greatest(0, {offset_at} - (SELECT count(*) FROM {self.table}"
+                        f" WHERE {matching} AND {lead.name} IN ({earlier})))"
+                        if earlier else f" OFFSET {offset_at}")
+            branches.append(f"(SELECT {', '.join(order.names)} FROM {self.table}\n"
+                            f"       WHERE {' AND '.join(clauses)}\n"
+                            f"       ORDER BY {rest.sql} LIMIT {limit_at}{skip})")
+        union = "\n      UNION ALL ".join(branches)
+        return (f"SELECT {self.id_column} FROM ({union}) AS branches\n"
+                f"      ORDER BY {order.sql} LIMIT {limit_at}")
 
 
 @dataclass(frozen=True)
@@ -139,16 +231,22 @@ async def _count(pool: asyncpg.Pool, query: PagedQuery) -> tuple[int, int | None
     return counted, int(plan[0]["Plan"]["Plan Rows"])
 
 
-async def fetch_page(pool: asyncpg.Pool, query: PagedQuery, offset: int,
-                     limit: int) -> ResultPage:
-    """The page's rows and the total. Counting a million rows alone takes longer than a
-    page should, so past EXACT_COUNT_LIMIT the total is the planner's estimate, kept
-    consistent with what the page saw so that ``next`` is offered exactly while rows
-    remain. The page and the count run concurrently on two connections."""
-    rows, (counted, estimate) = await asyncio.gather(
-        pool.fetch(query.page_sql, *query.params, limit + 1, offset), _count(pool, query))
+async def fetch_page(pool: asyncpg.Pool, query: PagedQuery, offset: int, limit: int,
+                     seek: Seek | None = None) -> ResultPage:
+    """The page's rows and the total. ``offset`` is where the page starts: skipped to
+    without ``seek``, told by the token with it. Counting a million rows alone takes
+    longer than a page should, so past EXACT_COUNT_LIMIT the total is the planner's
+    estimate, kept consistent with what the page saw so that ``next`` is offered
+    exactly while rows remain. The page and the count run concurrently on two
+    connections."""
+    sql, params = query.page(limit + 1, 0 if seek else offset, seek)
+    rows, (counted, estimate) = await asyncio.gather(pool.fetch(sql, *params),
+                                                     _count(pool, query))
     more = len(rows) > limit
     rows = rows[:limit]
+    if seek is not None and seek.before:  # read backwards; the row of the token follows
+        rows.reverse()
+        more = True
     if estimate is None:
         return ResultPage(rows, counted, exact=True)
     if rows and not more:  # the last page: everything before it and what it holds
@@ -160,17 +258,15 @@ async def fetch_page(pool: asyncpg.Pool, query: PagedQuery, offset: int,
 
 def violation_query(org_id: int, filters: Mapping[str, Any],
                     sort: Sequence[tuple[str, bool]]) -> PagedQuery:
-    where = _where(org_id, VIOLATION_FILTERS, filters)
-    order, n = violation_order(sort), len(where.params)
-    page = f"""
-SELECT cv.violation_id, cv.evaluation_id, cv.entity_type, cv.entity_key, cv.groups, cv.pack,
-       cv.pack_version, cv.version_tag, cv.policy, cv.level, cv.urn, cv.message, cv.details,
-       cv.observed_at
-FROM (SELECT violation_id FROM current_violations WHERE {where.sql}
-      ORDER BY {order} LIMIT ${n + 1} OFFSET ${n + 2}) AS page
-JOIN current_violations cv USING (violation_id)
-ORDER BY {order}"""
-    return _paged_query(page, "current_violations", where)
+    fixed = {"level": filters.get("level"), "entity_type": filters.get("entityType")}
+    if "entity" in filters:
+        fixed["entity_type"] = entity_of(filters["entity"])[0]
+    return PagedQuery(
+        "current_violations", "violation_id", """\
+t.violation_id, t.evaluation_id, t.entity_type, t.entity_key, t.groups, t.pack,
+       t.pack_version, t.version_tag, t.policy, t.level, t.urn, t.message, t.details,
+       t.observed_at""", _where(org_id, VIOLATION_FILTERS, filters), violation_order(sort),
+        {column: value for column, value in fixed.items() if value is not None})
 
 
 def evaluation_query(org_id: int, filters: Mapping[str, Any]) -> PagedQuery:
@@ -179,19 +275,14 @@ def evaluation_query(org_id: int, filters: Mapping[str, Any]) -> PagedQuery:
     where = _where(org_id, EVALUATION_FILTERS, rest)
     if blocking is not None:
         where.add(BLOCKING[blocking])
-    n = len(where.params)
-    page = f"""
-SELECT e.id, e.event_id, e.entity_type, e.entity_key, e.kind, e.status, e.outcome, e.blocking,
-       e.resource_count, e.received_at, e.occurred_at, e.finished_at, e.audit_id, e.scan_id,
-       e.chunk, e.chunks,
-       CASE WHEN e.status = 'finished' THEN
+    return PagedQuery("evaluations", "id", """\
+t.id, t.event_id, t.entity_type, t.entity_key, t.kind, t.status, t.outcome, t.blocking,
+       t.resource_count, t.received_at, t.occurred_at, t.finished_at, t.audit_id, t.scan_id,
+       t.chunk, t.chunks,
+       CASE WHEN t.status = 'finished' THEN
            (SELECT coalesce(sum((p ->> 'violations')::int), 0)
-            FROM jsonb_array_elements(e.packs) AS p) END AS violation_count
-FROM (SELECT id FROM evaluations WHERE {where.sql}
-      ORDER BY received_at DESC, id LIMIT ${n + 1} OFFSET ${n + 2}) AS page
-JOIN evaluations e USING (id)
-ORDER BY e.received_at DESC, e.id"""
-    return _paged_query(page, "evaluations", where)
+            FROM jsonb_array_elements(t.packs) AS p) END AS violation_count""",
+                      where, EVALUATION_ORDER)
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from aiohttp.test_utils import TestClient
 
@@ -14,6 +15,10 @@ async def get(client: TestClient, token: str, url: str, status: int = 200) -> di
     body = await resp.json()
     assert resp.status == status, body
     return body
+
+
+def link_query(link: str) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(link).query)
 
 
 async def fetch_all(client: TestClient, token: str, url: str, key: str = "violations",
@@ -35,3 +40,34 @@ async def fetch_all(client: TestClient, token: str, url: str, key: str = "violat
     assert pages == meta["last_number"] + 1
     assert len(items) == meta["total"]
     return items
+
+
+async def fetch_by_number(client: TestClient, token: str, url: str, key: str = "violations",
+                          size: int = 1000) -> list[dict[str, Any]]:
+    """Every item, asking for page 0, 1, 2, ... by number alone (no token)."""
+    sep = "&" if "?" in url else "?"
+    items: list[dict[str, Any]] = []
+    number = 0
+    while True:
+        body = await get(client, token, f"{url}{sep}page[size]={size}&page[number]={number}")
+        items += body[key]
+        if body["meta"]["page"]["next_number"] is None:
+            assert len(items) == body["meta"]["page"]["total"]
+            return items
+        number += 1
+
+
+async def fetch_backwards(client: TestClient, token: str, last: str,
+                          key: str = "violations") -> list[dict[str, Any]]:
+    """Every item from the page at ``last`` back to the first, following ``links.prev``;
+    answered in list order."""
+    pages: list[list[dict[str, Any]]] = []
+    link: str | None = last
+    while link:
+        body = await get(client, token, link)
+        pages.append(body[key])
+        link = body["links"]["prev"]
+        if link:
+            assert "page[before]" in link_query(link)
+    assert body["meta"]["page"]["number"] == 0
+    return [item for page in reversed(pages) for item in page]

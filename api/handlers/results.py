@@ -1,5 +1,7 @@
 """Querying results: evaluation history, current violations (ours and Pulumi's shape),
-and the compliance summary. Every list pages with ``page[number]``/``page[size]``."""
+and the compliance summary. Every list pages with ``page[number]``/``page[size]``; the
+evaluations and violations also continue by sort key through the ``page[after]`` and
+``page[before]`` tokens of their ``next`` and ``prev`` links."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from aiohttp import web
 from api.auth import access
 from api.json import json_response
 from api.keys import POOL, principal
+from api.page_tokens import AFTER, BEFORE, ListIdentity, encode, requested_continuation
 from api.paging import Page, paging_fields, requested_page
 from api.query_params import (
     Parser,
@@ -23,7 +26,16 @@ from api.query_params import (
     uuid_text,
 )
 from gavel import compliance, result_queries
-from gavel.result_queries import ENTITY_TYPES, KINDS, LEVELS, OUTCOMES, STATUSES
+from gavel.result_queries import (
+    ENTITY_TYPES,
+    KINDS,
+    LEVELS,
+    OUTCOMES,
+    STATUSES,
+    PagedQuery,
+    ResultPage,
+    Seek,
+)
 
 VIOLATION_FILTERS: dict[str, Parser] = {
     "entity": text, "entityType": one_of(*ENTITY_TYPES), "group": text, "pack": text,
@@ -41,31 +53,52 @@ COMPLIANCE_FILTERS: dict[str, Parser] = {
 
 @access("read")
 async def list_evaluations(request: web.Request) -> web.Response:
-    check_known(request, EVALUATION_FILTERS, sortable=False)
+    check_known(request, EVALUATION_FILTERS, sortable=False, continuable=True)
     filters = parse_filters(request, EVALUATION_FILTERS)
-    page, me = requested_page(request), principal(request)
+    me = principal(request)
     query = result_queries.evaluation_query(me.org_id, filters)
-    found = await result_queries.fetch_page(request.app[POOL], query, page.offset, page.size)
+    rows, paging = await _page(request, query, ListIdentity.of("evaluations", (), filters))
     return json_response({
-        "evaluations": [result_queries.evaluation_summary(r, me.org_name) for r in found.rows],
-        **_paging(request, page, found.total, found.exact)})
+        "evaluations": [result_queries.evaluation_summary(r, me.org_name) for r in rows],
+        **paging})
 
 
-def _paging(request: web.Request, page: Page, total: int, exact: bool) -> dict[str, Any]:
-    fields = paging_fields(request, page, total)
+async def _page(request: web.Request, query: PagedQuery,
+                identity: ListIdentity) -> tuple[list[Any], dict[str, Any]]:
+    """The requested page (from its number, or seeking from its token) with its links."""
+    page = requested_page(request)
+    continuation = requested_continuation(request, page, identity)
+    seek = None
+    if continuation is not None:
+        try:
+            seek = Seek(query.order.decode_key(continuation.key), continuation.before)
+        except ValueError as exc:
+            raise continuation.refused(f"the token's sort key {exc}") from None
+    found = await result_queries.fetch_page(request.app[POOL], query, page.offset, page.size,
+                                            seek)
+    return found.rows, _paging(request, page, found, query, identity)
+
+
+def _paging(request: web.Request, page: Page, found: ResultPage, query: PagedQuery,
+            identity: ListIdentity) -> dict[str, Any]:
+    tokens: dict[str, str | None] = {}
+    if found.rows:
+        tokens["next"] = encode(identity, AFTER, page.offset + page.size,
+                                query.order.key_of(found.rows[-1]))
+        tokens["prev"] = encode(identity, BEFORE, page.offset,
+                                query.order.key_of(found.rows[0]))
+    fields = paging_fields(request, page, found.total, tokens)
     # past EXACT_COUNT_LIMIT matches the total is the planner's estimate
-    fields["meta"]["page"]["total_estimated"] = not exact
+    fields["meta"]["page"]["total_estimated"] = not found.exact
     return fields
 
 
 async def _current_violations(request: web.Request) -> tuple[list[Any], dict[str, Any]]:
-    check_known(request, VIOLATION_FILTERS, sortable=True)
+    check_known(request, VIOLATION_FILTERS, sortable=True, continuable=True)
     filters = parse_filters(request, VIOLATION_FILTERS)
     sort = parse_sort(request, result_queries.VIOLATION_SORTS)
-    page = requested_page(request)
     query = result_queries.violation_query(principal(request).org_id, filters, sort)
-    found = await result_queries.fetch_page(request.app[POOL], query, page.offset, page.size)
-    return found.rows, _paging(request, page, found.total, found.exact)
+    return await _page(request, query, ListIdentity.of("violations", sort, filters))
 
 
 @access("read")
@@ -90,5 +123,6 @@ async def get_compliance(request: web.Request) -> web.Response:
     page = requested_page(request)
     packs, groups, total = await compliance.compliance(
         request.app[POOL], principal(request).org_id, filters, page.offset, page.size)
-    return json_response({"packs": packs, "groups": groups,
-                          **_paging(request, page, total, exact=True)})
+    paging = paging_fields(request, page, total)
+    paging["meta"]["page"]["total_estimated"] = False
+    return json_response({"packs": packs, "groups": groups, **paging})

@@ -39,13 +39,28 @@ def _paged(key: str, item: dict[str, Any]) -> dict[str, Any]:
             "properties": {key: {"type": "array", "items": item}, **PAGED, "meta": _META}}
 
 
+_TOKEN = {"type": "string", "maxLength": 8000, "pattern": "^[A-Za-z0-9_-]+$"}
+CONTINUATION = [
+    {"name": "page[after]", "in": "query", "schema": _TOKEN, "description":
+     "Opaque token that `links.next` carries beside `page[number]`: the page continues "
+     "after the last row of the page before, by its sort key, instead of skipping rows "
+     "(flat however deep; rows added or removed before it shift nothing). Valid only "
+     "with the list, sort, filters, `page[number]` and `page[size]` of the link that "
+     "carried it; otherwise, or when damaged or altered, 400 names `page[after]`. "
+     "Without it `page[number]` skips rows, exact for any number."},
+    {"name": "page[before]", "in": "query", "schema": _TOKEN, "description":
+     "As `page[after]`, carried by `links.prev`: the page that ends before the first "
+     "row of the page after it."},
+]
+
+
 _ENTITY_FILTER = _filter("entity", _TEXT, "`project/stack`, or an account's name")
 _ENTITY_TYPE_FILTER = _filter("entityType", _ENTITY_TYPE, "stack or account")
 _GROUP_FILTER = _filter("group", _TEXT, "a policy group that applied the pack")
 _PACK_FILTER = _filter("pack", _TEXT, "a policy pack's name")
 
 VIOLATION_PARAMETERS = [
-    ORG, *PAGING, _ENTITY_FILTER, _ENTITY_TYPE_FILTER, _GROUP_FILTER, _PACK_FILTER,
+    ORG, *PAGING, *CONTINUATION, _ENTITY_FILTER, _ENTITY_TYPE_FILTER, _GROUP_FILTER, _PACK_FILTER,
     _filter("policy", _TEXT, "a policy's name"),
     _filter("level", {"enum": ["advisory", "mandatory"]}, "enforcement level"),
     _filter("urn", _TEXT, "a resource's URN"),
@@ -57,7 +72,7 @@ VIOLATION_PARAMETERS = [
                     "last key, so pages never overlap."},
 ]
 EVALUATION_PARAMETERS = [
-    ORG, *PAGING, _ENTITY_FILTER, _ENTITY_TYPE_FILTER,
+    ORG, *PAGING, *CONTINUATION, _ENTITY_FILTER, _ENTITY_TYPE_FILTER,
     _filter("kind", {"enum": ["preview", "update", "refresh", "destroy", "scan", "audit"]},
             "the event's kind"),
     _filter("outcome", {"enum": ["pass", "advisory", "mandatory", "error"]}, "the outcome"),

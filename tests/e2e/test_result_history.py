@@ -14,7 +14,7 @@ import pytest_asyncio
 from aiohttp.test_utils import TestClient
 
 from gavel.orgs import create_org
-from tests.result_client import fetch_all, get
+from tests.result_client import fetch_all, fetch_backwards, fetch_by_number, get, link_query
 from tests.result_seed import BASE_TIME, Evaluation, Violation, seed
 
 AUDIT = uuid.uuid4()
@@ -157,3 +157,49 @@ async def test_single_evaluation_route_still_answers(client: TestClient, history
     assert body["id"] == str(seeded[0].id) and len(body["violations"]) == len(
         seeded[0].violations)
     await get(client, token, f"/api/orgs/{org}/evaluations/{uuid.uuid4()}", status=404)
+
+
+@pytest_asyncio.fixture(scope="module")
+async def tied(pool: asyncpg.Pool) -> AsyncIterator[tuple[str, str, list[Evaluation]]]:
+    """45 evaluations received at only 4 distinct times: pages end inside a tie."""
+    name = f"org-{uuid.uuid4().hex[:8]}"
+    org_id, token = await create_org(pool, name)
+    evaluations = [Evaluation("stack", f"web/s{i % 9}", BASE_TIME + timedelta(minutes=i % 4),
+                              _violations(i % 2, "mandatory"),
+                              kind="update" if i % 3 else "refresh")
+                   for i in range(45)]
+    await seed(pool, org_id, evaluations)
+    yield name, token, evaluations
+    await pool.execute("DELETE FROM orgs WHERE id = $1", org_id)
+
+
+@pytest.mark.parametrize("query", ["", "filter[blocking]=false", "filter[kind]=update"])
+async def test_following_links_returns_each_evaluation_once_in_order(
+        client: TestClient, tied, query: str) -> None:
+    org, token, seeded = tied
+    url = f"/api/orgs/{org}/evaluations?{query}"
+    name, _, value = query.removeprefix("filter[").partition("]=")
+    first = await get(client, token, f"{url}&page[size]=4")
+    assert "page[after]" in link_query(first["links"]["next"])
+    items = await evaluations(client, token, org, query)
+    expected = _expected(seeded, name, value) if query else {str(e.id) for e in seeded}
+    assert 0 < len(expected) < 45 or not query
+    ordered = sorted((e for e in seeded if str(e.id) in expected),
+                     key=lambda e: (-e.at.timestamp(), str(e.id)))
+    assert [i["id"] for i in items] == [str(e.id) for e in ordered]
+    by_number = await fetch_by_number(client, token, url.rstrip("?"), key="evaluations", size=7)
+    assert [i["id"] for i in by_number] == [str(e.id) for e in ordered]
+    backwards = await fetch_backwards(client, token, first["links"]["last"], key="evaluations")
+    assert [i["id"] for i in backwards] == [str(e.id) for e in ordered]
+
+
+async def test_an_evaluation_token_is_refused_elsewhere(client: TestClient, tied) -> None:
+    org, token, _ = tied
+    first = await get(client, token, f"/api/orgs/{org}/evaluations?page[size]=4")
+    after = link_query(first["links"]["next"])["page[after]"][0]
+    body = await get(client, token, f"/api/orgs/{org}/evaluations?page[size]=4&page[number]=1"
+                                    f"&filter[kind]=update&page[after]={after}", status=400)
+    assert body["message"] == "page[after]: the token was made for other filters"
+    body = await get(client, token, f"/api/orgs/{org}/evaluations?page[size]=5&page[number]=1"
+                                    f"&page[after]={after}", status=400)
+    assert body["message"].startswith("page[after]: the token continues at row 4")

@@ -17,7 +17,13 @@ from aiohttp.test_utils import TestClient
 from gavel import result_queries
 from gavel.orgs import create_org
 from tests.helpers import auth
-from tests.result_client import fetch_all, get
+from tests.result_client import (
+    fetch_all,
+    fetch_backwards,
+    fetch_by_number,
+    get,
+    link_query,
+)
 from tests.result_seed import BASE_TIME, Current, Evaluation, Violation, seed
 
 PACKS = ["baseline", "network", "tagging"]
@@ -63,7 +69,8 @@ async def test_every_page_returns_each_violation_once(client: TestClient, seeded
     org, token, current = seeded
     assert len(current) == 5000
     for size, sort in ((1000, ""), (333, "?sort=level"), (700, "?sort=-pack,observedAt")):
-        items = await fetch_all(client, token, f"/api/orgs/{org}/violations{sort}", size=size)
+        items = await fetch_by_number(client, token, f"/api/orgs/{org}/violations{sort}",
+                                      size=size)
         ids = [item["id"] for item in items]
         assert len(ids) == len(set(ids)) == 5000
         assert set(ids) == {c.id for c in current}
@@ -78,6 +85,88 @@ async def test_links_and_meta(client: TestClient, seeded) -> None:
     assert "page%5Bnumber%5D=3" in body["links"]["next"]
     beyond = await get(client, token, f"/api/orgs/{org}/violations?page[number]=50")
     assert beyond["violations"] == [] and beyond["meta"]["page"]["total"] == 5000
+
+
+def _ordered(items: list[dict[str, Any]], sort: str) -> list[int]:
+    """The ids in the order ``sort`` asks for: stable sorts applied from the last key to
+    the first, after the id tiebreak (in the last key's direction)."""
+    keys = sort.split(",") if sort else []
+    expected = sorted(items, key=lambda i: i["id"], reverse=bool(keys) and keys[-1][0] == "-")
+    for key in reversed(keys):
+        name = key.lstrip("-")
+        expected.sort(key=lambda i, name=name: _sort_value(i, name), reverse=key[0] == "-")
+    return [i["id"] for i in expected]
+
+
+KEYSET_SORTS = [("", 700), ("-observedAt", 333), ("-level,observedAt", 450),
+                ("level,-entity", 600), ("entity,-observedAt", 800), ("-pack,observedAt", 900),
+                ("policy,-level", 1000)]
+
+
+@pytest.mark.parametrize(("sort", "size"), KEYSET_SORTS)
+async def test_following_next_links_returns_each_violation_once_in_order(
+        client: TestClient, seeded, sort: str, size: int) -> None:
+    org, token, current = seeded
+    url = f"/api/orgs/{org}/violations" + (f"?sort={sort}" if sort else "")
+    first = await get(client, token, f"{url}{'&' if sort else '?'}page[size]={size}")
+    assert link_query(first["links"]["next"])["page[number]"] == ["1"]
+    assert "page[after]" in link_query(first["links"]["next"])
+    assert "page[after]" not in link_query(first["links"]["last"])
+    items = await fetch_all(client, token, url, size=size)
+    ids = [item["id"] for item in items]
+    assert len(ids) == len(set(ids)) == 5000 and set(ids) == {c.id for c in current}
+    assert ids == _ordered(items, sort)
+    by_number = await fetch_by_number(client, token, url, size=size)
+    assert [item["id"] for item in by_number] == ids
+
+
+@pytest.mark.parametrize(("sort", "size"), [("", 700), ("-level,observedAt", 450),
+                                            ("entity,-observedAt", 800)])
+async def test_following_prev_links_from_the_last_page(client: TestClient, seeded, sort: str,
+                                                       size: int) -> None:
+    org, token, _ = seeded
+    url = f"/api/orgs/{org}/violations" + (f"?sort={sort}&" if sort else "?")
+    last = (await get(client, token, f"{url}page[size]={size}"))["links"]["last"]
+    backwards = await fetch_backwards(client, token, last)
+    forwards = await fetch_by_number(client, token, url.rstrip("?&"), size=size)
+    assert [i["id"] for i in backwards] == [i["id"] for i in forwards]
+
+
+async def test_a_continued_page_keeps_the_meta_of_its_number(client: TestClient, seeded) -> None:
+    org, token, _ = seeded
+    first = await get(client, token, f"/api/orgs/{org}/violations?sort=-level,observedAt"
+                                      "&page[size]=1000&page[number]=1")
+    body = await get(client, token, first["links"]["next"])
+    assert body["meta"]["page"] == {
+        "type": "number_size", "number": 2, "size": 1000, "total": 5000, "first_number": 0,
+        "last_number": 4, "next_number": 3, "prev_number": 1, "total_estimated": False}
+    assert body["links"]["self"] == first["links"]["next"]
+    assert "page[after]" not in link_query(body["links"]["first"])
+    prev = await get(client, token, body["links"]["prev"])
+    assert prev["violations"] == first["violations"]
+
+
+async def test_continuing_after_rows_changed_skips_and_repeats_nothing(
+        client: TestClient, pool: asyncpg.Pool) -> None:
+    # the worker replaces an entity's violations at any time: a page number would shift,
+    # a continuation by sort key does not
+    name = f"org-{uuid.uuid4().hex[:8]}"
+    org_id, token = await create_org(pool, name)
+    try:
+        current = await seed(pool, org_id, [
+            Evaluation("stack", f"web/s{i}", BASE_TIME + timedelta(minutes=i),
+                       [_violation(i, v, f"web/s{i}") for v in range(5)]) for i in range(6)])
+        url = f"/api/orgs/{name}/violations?sort=-observedAt&page[size]=10"
+        first = await get(client, token, url)
+        seen = [item["id"] for item in first["violations"]]
+        await pool.execute("DELETE FROM current_violations WHERE violation_id = ANY($1)",
+                           seen[:4])
+        second = await get(client, token, first["links"]["next"])
+        newest_first = sorted(current, key=lambda c: (c.evaluation.at, c.id), reverse=True)
+        assert [item["id"] for item in second["violations"]] == [
+            c.id for c in newest_first[10:20]]
+    finally:
+        await pool.execute("DELETE FROM orgs WHERE id = $1", org_id)
 
 
 async def test_estimated_totals_still_page_exactly(client: TestClient, seeded,
@@ -148,15 +237,7 @@ def _sort_value(item: dict[str, Any], key: str) -> Any:
 async def test_each_sort_orders(client: TestClient, seeded, sort: str) -> None:
     org, token, _ = seeded
     items = await fetch_all(client, token, f"/api/orgs/{org}/violations?sort={sort}")
-    keys = sort.split(",")
-    expected = list(items)
-    # stable sorts applied from the last key to the first, after the id tiebreak
-    expected.sort(key=lambda i: i["id"], reverse=keys[-1].startswith("-"))
-    for key in reversed(keys):
-        name = key.lstrip("-")
-        expected.sort(key=lambda i, name=name: _sort_value(i, name),
-                      reverse=key.startswith("-"))
-    assert [i["id"] for i in items] == [i["id"] for i in expected]
+    assert [i["id"] for i in items] == _ordered(items, sort)
 
 
 async def test_violation_item(client: TestClient, seeded) -> None:
@@ -245,3 +326,54 @@ async def test_read_tokens_only(client: TestClient, seeded, path: str) -> None:
         tokens[role] = (await resp.json())["token"]
     await get(client, tokens["member"], f"/api/orgs/{org}/{path}")
     await get(client, tokens["ingest"], f"/api/orgs/{org}/{path}", status=403)
+
+
+async def _next_token(client: TestClient, token: str, url: str) -> str:
+    body = await get(client, token, url)
+    return link_query(body["links"]["next"])["page[after]"][0]
+
+
+async def test_bad_or_foreign_tokens_are_refused(client: TestClient, seeded) -> None:
+    org, token, _ = seeded
+    url = f"/api/orgs/{org}/violations"
+    after = await _next_token(client, token, f"{url}?sort=-level,observedAt")
+    for query, message in [
+        (f"sort=-level,observedAt&page[number]=1&page[after]={after[:-4]}", "page[after]: "),
+        (f"sort=-level,observedAt&page[number]=1&page[after]={after[:-4]}AAAA",
+         "page[after]: the token is damaged or was altered"),
+        ("sort=-level,observedAt&page[number]=1&page[after]=bm90IGEgdG9rZW4",
+         "page[after]: "),
+        (f"sort=pack&page[number]=1&page[after]={after}",
+         "page[after]: the token was made for sort=-level,observedAt, not sort=pack"),
+        (f"page[number]=1&page[after]={after}",
+         "page[after]: the token was made for sort=-level,observedAt, not sort=(default)"),
+        (f"sort=-level,observedAt&filter[pack]=network&page[number]=1&page[after]={after}",
+         "page[after]: the token was made for other filters"),
+        (f"sort=-level,observedAt&page[number]=2&page[after]={after}",
+         "page[after]: the token continues at row 100, not at page[number]=2"),
+        (f"sort=-level,observedAt&page[number]=0&page[before]={after}",
+         "page[before]: the token was made for page[after]"),
+        (f"sort=-level,observedAt&page[number]=1&page[after]={after}&page[after]={after}",
+         "page[after]: given more than once"),
+    ]:
+        body = await get(client, token, f"{url}?{query}", status=400)
+        assert body["code"] == 400 and body["message"].startswith(message), (query, body)
+    evaluations = await _next_token(client, token, f"/api/orgs/{org}/evaluations?page[size]=1")
+    body = await get(client, token, f"{url}?page[size]=1&page[number]=1&page[after]="
+                                    f"{evaluations}", status=400)
+    assert body["message"] == "page[after]: the token belongs to another list (evaluations)"
+    body = await get(client, token, f"/api/orgs/{org}/compliance?page[after]={after}",
+                     status=400)
+    assert "unknown query parameter page[after]" in body["message"]
+
+
+async def test_tokens_work_for_both_shapes_of_the_list(client: TestClient, seeded) -> None:
+    org, token, _ = seeded
+    url = f"/api/orgs/{org}/violations?sort=policy,-level&page[size]=50"
+    after = await _next_token(client, token, url)
+    ours = await get(client, token, f"{url}&page[number]=1&page[after]={after}")
+    pulumi = await get(client, token, f"/api/orgs/{org}/policyresults/violationsv2?"
+                                      f"sort=policy,-level&page[size]=50&page[number]=1"
+                                      f"&page[after]={after}")
+    assert [str(i["id"]) for i in ours["violations"]] == [
+        i["id"] for i in pulumi["policyViolations"]]

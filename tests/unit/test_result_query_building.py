@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
@@ -59,7 +61,9 @@ def test_sort_keys() -> None:
 
 
 def test_order_ends_with_the_id_in_the_last_keys_direction() -> None:
-    order = result_queries.violation_order
+    def order(sort: tuple[tuple[str, bool], ...]) -> str:
+        return result_queries.violation_order(sort).sql
+
     assert order(()) == "violation_id ASC"
     assert order((("level", True),)) == "level DESC, violation_id DESC"
     assert order((("level", True), ("entity", False))) == (
@@ -70,13 +74,60 @@ def test_values_are_bound_never_written_into_the_sql() -> None:
     hostile = "x' OR '1'='1"
     query = result_queries.violation_query(
         7, {"pack": hostile, "entity": "web/prod", "group": hostile}, (("pack", False),))
-    assert hostile not in query.page_sql and hostile not in query.count_sql
+    page_sql, params = query.page(100, 200)
+    assert hostile not in page_sql and hostile not in query.count_sql
     assert query.params == (7, hostile, "stack", "web/prod", hostile)
-    assert "entity_type = $3 AND entity_key = $4" in query.page_sql
-    assert "LIMIT $6 OFFSET $7" in query.page_sql
+    assert params == (*query.params, 100, 200)
+    assert "entity_type = $3 AND entity_key = $4" in page_sql
+    assert "LIMIT $6 OFFSET $7" in page_sql
     assert query.count_sql.endswith("LIMIT $6) AS capped")
+    seek_sql, seek_params = query.page(100, seek=result_queries.Seek((hostile, 41)))
+    assert hostile not in seek_sql and "(pack, violation_id) > ($6, $7)" in seek_sql
+    assert seek_params == (*query.params, hostile, 41, 100, 0)
 
 
 def test_blocking_is_a_fixed_condition() -> None:
     query = result_queries.evaluation_query(7, {"blocking": True, "kind": "update"})
-    assert "kind = $2 AND blocking" in query.page_sql and query.params == (7, "update")
+    assert "kind = $2 AND blocking" in query.page(10)[0] and query.params == (7, "update")
+
+
+def test_a_level_led_sort_reads_one_branch_per_level_in_its_order() -> None:
+    query = result_queries.violation_query(7, {}, (("level", True), ("observedAt", False)))
+    sql, _ = query.page(100)
+    assert sql.index("level = 'mandatory'") < sql.index("level = 'advisory'")
+    assert "UNION ALL" in sql
+    # past a mandatory row: the rest of the mandatory branch, then every advisory row
+    key = ("mandatory", datetime(2025, 1, 1, tzinfo=UTC), 5)
+    sql, params = query.page(100, seek=result_queries.Seek(key))
+    assert "level = 'mandatory' AND (observed_at, violation_id) > ($3, $4)" in sql
+    assert params == (7, 100, *key[1:])
+    # past an advisory row, only advisory rows remain
+    sql, _ = query.page(100, seek=result_queries.Seek(("advisory", *key[1:])))
+    assert "mandatory" not in sql
+    # before a mandatory row (read backwards): nothing of the advisory branch
+    sql, _ = query.page(100, seek=result_queries.Seek(key, before=True))
+    assert "advisory" not in sql and "(observed_at, violation_id) < ($3, $4)" in sql
+    # a page past the first skips in the branch it starts in: what the branches before
+    # it hold is counted
+    sql, params = query.page(100, 300)
+    assert "OFFSET greatest(0, $3 - (SELECT count(*) FROM current_violations WHERE " \
+           "org_id = $1 AND level IN ('mandatory')))" in sql
+    assert params == (7, 100, 300)
+
+
+def test_level_alone_or_after_another_key_is_one_index_range() -> None:
+    for sort in ((("level", True),), (("pack", False), ("level", True))):
+        sql, _ = result_queries.violation_query(7, {}, sort).page(100)
+        assert "UNION ALL" not in sql
+
+
+def test_a_filter_on_the_leading_column_leaves_one_branch() -> None:
+    sort = (("level", True), ("observedAt", False))
+    sql, _ = result_queries.violation_query(7, {"level": "advisory"}, sort).page(100)
+    assert "level = 'advisory'" in sql and "level = 'mandatory'" not in sql
+    by_entity = result_queries.violation_query(7, {"entity": "acct-1"}, (("entity", False),))
+    sql, _ = by_entity.page(100)
+    assert "entity_type = 'account'" in sql and "entity_type = 'stack'" not in sql
+    # a key outside what the filter allows continues to nothing
+    sql, _ = by_entity.page(100, seek=result_queries.Seek(("stack", "web/prod", 3)))
+    assert "WHERE false" in sql
