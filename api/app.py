@@ -12,9 +12,10 @@ from aiohttp import web
 
 from api.audit_planner import AuditPlanner
 from api.auth import auth_middleware
+from api.eager_publisher import eager_publisher
 from api.errors import error_middleware
 from api.evaluation_waiters import notifications
-from api.keys import OPA, POOL, SETTINGS
+from api.keys import EAGER_PUBLISHER, OPA, POOL, SETTINGS
 from api.outbox_relay import OutboxRelay
 from api.retention_job import RetentionJob
 from api.routes import setup_routes
@@ -27,6 +28,12 @@ async def _postgres(app: web.Application) -> AsyncIterator[None]:
     app[POOL] = await create_pool(app[SETTINGS].database)
     yield
     await app[POOL].close()
+
+
+async def _eager_publisher(app: web.Application) -> AsyncIterator[None]:
+    async with eager_publisher(app[POOL], app[SETTINGS].kafka) as publisher:
+        app[EAGER_PUBLISHER] = publisher
+        yield
 
 
 async def _opa(app: web.Application) -> AsyncIterator[None]:
@@ -76,6 +83,7 @@ def create_app(settings: Settings, *, with_relay: bool = True) -> web.Applicatio
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_postgres)
     app.cleanup_ctx.append(_opa)
+    app.cleanup_ctx.append(_eager_publisher)
     app.cleanup_ctx.append(notifications)
     if with_relay:
         app.cleanup_ctx.append(_outbox_relay)

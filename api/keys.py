@@ -6,6 +6,7 @@ import asyncpg
 from aiohttp import web
 from opa_client import AsyncOpaClient
 
+from api.eager_publisher import EagerPublisher
 from gavel.settings import Settings
 from gavel.tokens import Principal, TokenCache
 
@@ -13,6 +14,7 @@ SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
 OPA = web.AppKey("opa", AsyncOpaClient)
 TOKEN_CACHE = web.AppKey("token_cache", TokenCache)
+EAGER_PUBLISHER = web.AppKey("eager_publisher", EagerPublisher)
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 

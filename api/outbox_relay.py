@@ -85,7 +85,8 @@ class OutboxRelay:
     async def publish_batch(self, producer: AIOKafkaProducer, conn: asyncpg.Connection) -> int:
         rows = await conn.fetch(
             """SELECT id, topic, key, value::text AS value FROM outbox
-               WHERE published_at IS NULL ORDER BY id LIMIT $1""", self._batch_size)
+               WHERE published_at IS NULL AND (publish_after IS NULL OR publish_after <= now())
+               ORDER BY id LIMIT $1""", self._batch_size)
         if not rows:
             return 0
         futures = [await producer.send(r["topic"], key=r["key"].encode(),

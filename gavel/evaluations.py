@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +14,8 @@ from gavel.outbox import CHANNEL as OUTBOX_CHANNEL
 
 # One statement, so one round trip and atomic without a transaction: register the
 # stack (for stack events), insert the pending evaluation unless its event id was
-# seen, and only then queue its event, stamped with the org's group revision.
+# seen, and only then queue its event, stamped with the org's group revision. The
+# relay is woken only for rows it may publish at once ($17: seconds it must wait).
 _ACCEPT = f"""
 WITH registered AS (
     INSERT INTO stacks (org_id, project, name)
@@ -25,39 +27,58 @@ accepted AS (
     VALUES ($2, $1, $3, $4, $5, $6, 'pending', $7, $8, $9, $10, $11)
     ON CONFLICT (org_id, event_id) DO NOTHING RETURNING id),
 queued AS (
-    INSERT INTO outbox (topic, key, value)
-    SELECT $14, $15, $16::jsonb || jsonb_build_object('groupRevision', o.revision)
+    INSERT INTO outbox (topic, key, value, publish_after)
+    SELECT $14, $15, $16::jsonb || jsonb_build_object('groupRevision', o.revision),
+           CASE WHEN $17::float8 > 0 THEN now() + make_interval(secs => $17::float8) END
     FROM accepted CROSS JOIN orgs o WHERE o.id = $1
-    RETURNING id)
-SELECT (SELECT id FROM accepted) AS id, (SELECT pg_notify('{OUTBOX_CHANNEL}', '') FROM queued)
+    RETURNING id, (value ->> 'groupRevision')::bigint AS revision)
+SELECT (SELECT id FROM accepted) AS id, queued.id AS outbox_id, queued.revision,
+       CASE WHEN $17::float8 = 0 THEN pg_notify('{OUTBOX_CHANNEL}', '') END
+FROM (SELECT 1) AS one LEFT JOIN queued ON true
 """
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """An accepted event: its evaluation, and the outbox row queued for it (none when
+    the event id had been seen before)."""
+
+    evaluation_id: uuid.UUID
+    status: str
+    topic: str
+    key: str
+    value: dict[str, Any]
+    outbox_id: int | None
 
 
 async def accept_event(db: asyncpg.Connection | asyncpg.Pool, *, org_id: int, org: str,
                        topic: str, key: str, entity_type: str, entity_key: str, kind: str,
                        event_id: str | None, fields: dict[str, Any],
                        scan: tuple[str, int, int] | None = None,
-                       stack: tuple[str, str] | None = None) -> tuple[uuid.UUID, str]:
+                       stack: tuple[str, str] | None = None,
+                       publish_after: float = 0.0) -> Accepted:
     """Record a pending evaluation and enqueue its event; ``stack`` (project, name) is
-    registered on the way. Returns (evaluation id, status): the same ``event_id``
-    again returns the first evaluation and enqueues nothing.
+    registered on the way, and the relay leaves the row alone for ``publish_after``
+    seconds (its sender publishes it meanwhile). The same ``event_id`` again returns
+    the first evaluation and enqueues nothing.
     """
     value = envelope(org, **fields)
     if event_id:
         value["eventId"] = event_id
     evaluation_id = uuid.uuid4()
     value["evaluationId"] = str(evaluation_id)
-    inserted = await db.fetchval(
+    row = await db.fetchrow(
         _ACCEPT, org_id, evaluation_id, value["eventId"], entity_type, entity_key, kind,
         len(fields.get("resources", [])), *(scan or (None, None, None)),
         datetime.fromisoformat(value["occurredAt"]), *(stack or (None, None)), topic, key,
-        value)
-    if inserted is None:
-        row = await db.fetchrow(
+        value, publish_after)
+    if row["id"] is None:
+        seen = await db.fetchrow(
             "SELECT id, status FROM evaluations WHERE org_id = $1 AND event_id = $2",
             org_id, value["eventId"])
-        return row["id"], row["status"]
-    return evaluation_id, "pending"
+        return Accepted(seen["id"], seen["status"], topic, key, value, None)
+    value["groupRevision"] = row["revision"]
+    return Accepted(evaluation_id, "pending", topic, key, value, row["outbox_id"])
 
 
 def entity_view(row: asyncpg.Record, org: str) -> dict[str, Any]:

@@ -11,9 +11,9 @@ from pydantic import AfterValidator, Field, WithJsonSchema
 from api.auth import access
 from api.errors import BadRequest, NotFound
 from api.json import Body, json_response, parse_body
-from api.keys import POOL, SETTINGS, principal
+from api.keys import EAGER_PUBLISHER, POOL, SETTINGS, principal
 from gavel.entity_names import check_name
-from gavel.evaluations import accept_event
+from gavel.evaluations import Accepted, accept_event
 from gavel.events import Resource, StackEventKind, checked_resources
 
 MAX_RESOURCES = 20_000
@@ -41,8 +41,10 @@ class ScanBody(Body):
     eventId: str | None = Field(default=None, min_length=1, max_length=200)
 
 
-def _accepted(evaluation_id: object, status: str) -> web.Response:
-    return json_response({"id": str(evaluation_id), "status": status}, status=202)
+def _accepted(request: web.Request, accepted: Accepted) -> web.Response:
+    request.app[EAGER_PUBLISHER].publish(accepted)
+    return json_response({"id": str(accepted.evaluation_id), "status": accepted.status},
+                         status=202)
 
 
 @access("ingest")
@@ -52,14 +54,15 @@ async def post_stack_event(request: web.Request) -> web.Response:
     body: StackEventBody = await parse_body(request, StackEventBody)
     me = principal(request)
     settings = request.app[SETTINGS]
-    evaluation_id, status = await accept_event(
+    accepted = await accept_event(
         request.app[POOL], org_id=me.org_id, org=me.org_name,
         topic=settings.kafka.topic_stack_events, key=f"{me.org_name}/{project}/{stack}",
         entity_type="stack", entity_key=f"{project}/{stack}", kind=body.kind,
         event_id=body.eventId, stack=(project, stack),
+        publish_after=request.app[EAGER_PUBLISHER].grace,
         fields={"project": project, "stack": stack, "kind": body.kind,
                 "resources": body.resources})
-    return _accepted(evaluation_id, status)
+    return _accepted(request, accepted)
 
 
 @access("ingest")
@@ -77,10 +80,11 @@ async def post_account_scan(request: web.Request) -> web.Response:
         raise NotFound(f"Account '{name}' not found")
     scan_id = body.scanId or str(uuid.uuid4())
     event_id = body.eventId or (f"scan:{body.scanId}:{body.chunk}" if body.scanId else None)
-    evaluation_id, status = await accept_event(
+    accepted = await accept_event(
         pool, org_id=me.org_id, org=me.org_name, topic=settings.kafka.topic_account_events,
         key=f"{me.org_name}/{name}", entity_type="account", entity_key=name, kind="scan",
         event_id=event_id, scan=(scan_id, body.chunk, body.chunks),
+        publish_after=request.app[EAGER_PUBLISHER].grace,
         fields={"account": name, "provider": provider, "kind": "scan", "scanId": scan_id,
                 "chunk": body.chunk, "chunks": body.chunks, "resources": body.resources})
-    return _accepted(evaluation_id, status)
+    return _accepted(request, accepted)

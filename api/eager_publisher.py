@@ -1,0 +1,128 @@
+"""Publishing accepted events straight away, with the outbox relay as the safety net.
+
+An event accepted over HTTP is committed to the outbox with ``publish_after`` a few
+seconds ahead, then sent to Kafka by the API process that accepted it, without
+waiting for the relay's next round. Rows Kafka acknowledged are marked published in
+batches. A row this publisher never got out (Kafka down, the process gone) is
+published by the relay once ``publish_after`` has passed; a row sent by both arrives
+twice, which the worker ignores (the evaluation id is stored once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from gavel.evaluations import Accepted
+from gavel.kafka import make_producer
+from gavel.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+# how long the relay leaves an eagerly published row alone
+GRACE_SECONDS = 5.0
+MARK_INTERVAL = 0.05
+
+
+class EagerPublisher:
+    def __init__(self, pool: asyncpg.Pool, kafka: KafkaSettings) -> None:
+        self._pool = pool
+        self._kafka = kafka
+        self._producer: AIOKafkaProducer | None = None
+        self._acked: list[tuple[int, datetime]] = []  # (outbox id, acknowledged at)
+        self._wake = asyncio.Event()
+        self._sending: set[asyncio.Task[None]] = set()
+        self.published = 0
+
+    @property
+    def grace(self) -> float:
+        """``publish_after`` for a row accepted now: 0 (the relay's) while Kafka is out
+        of reach of this process."""
+        return GRACE_SECONDS if self._producer is not None else 0.0
+
+    def publish(self, accepted: Accepted) -> None:
+        """Send in the background; the request does not wait for Kafka."""
+        if self._producer is None or accepted.outbox_id is None:
+            return
+        task = asyncio.create_task(self._send(self._producer, accepted))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, producer: AIOKafkaProducer, accepted: Accepted) -> None:
+        try:
+            await producer.send_and_wait(accepted.topic, key=accepted.key.encode(),
+                                         value=orjson.dumps(accepted.value))
+        except Exception as exc:  # the relay publishes it after the grace
+            log.debug("eager publish of outbox row %s failed: %r", accepted.outbox_id, exc)
+            return
+        self._acked.append((accepted.outbox_id, datetime.now(UTC)))
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Keep a producer and mark acknowledged rows, until cancelled."""
+        try:
+            self._producer = await self._start_producer()
+            while True:
+                await self._wake.wait()
+                await asyncio.sleep(MARK_INTERVAL)  # gather a batch
+                self._wake.clear()
+                await self._mark()
+        finally:
+            await self._stop()
+
+    async def _start_producer(self) -> AIOKafkaProducer:
+        delay = 0.5
+        while True:
+            producer = make_producer(self._kafka)
+            try:
+                await producer.start()
+                return producer
+            except Exception as exc:
+                await producer.stop()
+                log.info("eager publishing waits for Kafka (%s); the relay publishes "
+                         "meanwhile", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
+
+    async def _mark(self) -> None:
+        acked, self._acked = self._acked, []
+        if not acked:
+            return
+        ids, times = zip(*acked, strict=True)
+        try:
+            await self._pool.execute(
+                """UPDATE outbox o SET published_at = a.at
+                   FROM unnest($1::bigint[], $2::timestamptz[]) AS a(id, at)
+                   WHERE o.id = a.id""", list(ids), list(times))
+            self.published += len(ids)
+        except (asyncpg.PostgresError, OSError) as exc:
+            # left unmarked, the relay sends them again after the grace: duplicates only
+            log.warning("marking %d eagerly published outbox rows failed: %r", len(acked), exc)
+
+    async def _stop(self) -> None:
+        producer, self._producer = self._producer, None
+        if self._sending:
+            await asyncio.wait(self._sending, timeout=5)
+        with contextlib.suppress(Exception):
+            await self._mark()
+        if producer is not None:
+            await producer.stop()
+
+
+@contextlib.asynccontextmanager
+async def eager_publisher(pool: asyncpg.Pool, kafka: KafkaSettings
+                          ) -> AsyncIterator[EagerPublisher]:
+    publisher = EagerPublisher(pool, kafka)
+    task = asyncio.create_task(publisher.run(), name="eager-publisher")
+    try:
+        yield publisher
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
