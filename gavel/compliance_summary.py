@@ -238,6 +238,10 @@ async def replace_current_state(conn: asyncpg.Connection, advanced: Sequence[asy
     """The current violations and pack runs of the entities in ``advanced`` (rows with
     org_id, entity_type, entity_key, evaluation_id) become those of that evaluation;
     returns the change of the counts, for ``add``."""
+    # Planning this statement costs more than running it for a few entities, and its
+    # plan (index lookups per entity) suits any batch: plan it once per connection.
+    # The rest of the store transaction is simple statements.
+    await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
     return await conn.fetch(_REPLACE, [r["org_id"] for r in advanced],
                             [r["entity_type"] for r in advanced],
                             [r["entity_key"] for r in advanced],
@@ -265,6 +269,8 @@ async def rebuild(conn: asyncpg.Connection, org_id: int) -> None:
     For data written without the worker (seeds, repairs); a worker storing evaluations
     of the org at the same time would be counted twice or not at all."""
     async with conn.transaction():
+        # the org's whole current state is aggregated: keep the hash tables in memory
+        await conn.execute("SET LOCAL work_mem = '64MB'")
         for table in ("current_pack_results", *(t.name for t in COUNT_TABLES)):
             await conn.execute(f"DELETE FROM {table} WHERE org_id = $1", org_id)
         await conn.execute(_ORG_PACK_RESULTS, org_id)
