@@ -12,6 +12,8 @@ from gavel.tokens import Principal
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
 OPA = web.AppKey("opa", AsyncOpaClient)
+# compile-checks published modules: the OPA of GAVEL_OPA_CHECK_URL, else the same as OPA
+OPA_CHECK = web.AppKey("opa_check", AsyncOpaClient)
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 
