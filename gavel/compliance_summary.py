@@ -16,8 +16,8 @@ The statement that replaces an entity's rows also counts what the rows it delete
 contributed (negatively) and what the rows it inserts contribute, so only the net
 change of each count comes back, and a re-evaluation that changes nothing changes no
 count. The counts are the only rows that writers of different entities share, so
-``add`` writes them last in the transaction and in key order: a concurrent writer
-waits at most for a commit, and two never deadlock.
+``add`` writes them last in the transaction and in key order: a writer of the same
+org waits at most for the other's upserts and commit, and two never deadlock.
 """
 
 from __future__ import annotations
