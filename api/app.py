@@ -15,7 +15,7 @@ from api.auth import auth_middleware
 from api.eager_publisher import eager_publisher
 from api.errors import error_middleware
 from api.evaluation_waiters import notifications
-from api.keys import EAGER_PUBLISHER, OPA, POOL, SETTINGS
+from api.keys import EAGER_PUBLISHER, OPA, OPA_CHECK, POOL, SETTINGS
 from api.outbox_relay import OutboxRelay
 from api.retention_job import RetentionJob
 from api.routes import setup_routes
@@ -37,9 +37,11 @@ async def _eager_publisher(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _opa(app: web.Application) -> AsyncIterator[None]:
-    client = opa_client(app[SETTINGS].opa)
-    async with client:
-        app[OPA] = client
+    settings = app[SETTINGS].opa
+    async with contextlib.AsyncExitStack() as clients:
+        app[OPA] = await clients.enter_async_context(opa_client(settings))
+        app[OPA_CHECK] = app[OPA] if settings.checks_url == settings.url else \
+            await clients.enter_async_context(opa_client(settings, settings.checks_url))
         yield
 
 

@@ -15,6 +15,8 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 OPA = web.AppKey("opa", AsyncOpaClient)
 TOKEN_CACHE = web.AppKey("token_cache", TokenCache)
 EAGER_PUBLISHER = web.AppKey("eager_publisher", EagerPublisher)
+# compile-checks published modules: the OPA of GAVEL_OPA_CHECK_URL, else the same as OPA
+OPA_CHECK = web.AppKey("opa_check", AsyncOpaClient)
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 

@@ -7,11 +7,12 @@ import asyncio
 import logging
 import sys
 
-from bench import api_load, audit, latency, pack_scale, pipeline, queries, resolution
+from bench import api_load, audit, latency, pack_scale, pipeline, queries, resolution, store
 from bench.report import Report
 
 BENCHMARKS = {"pipeline": pipeline, "resolution": resolution, "latency": latency,
-              "packs": pack_scale, "api": api_load, "audit": audit, "queries": queries}
+              "packs": pack_scale, "api": api_load, "audit": audit, "queries": queries,
+              "store": store}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,6 +44,14 @@ EVALUATION_LATENCY = Histogram(
 PACK_DURATION = Histogram(
     "gavel_opa_pack_duration_seconds", "OPA query time of one policy pack", ["pack"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+# loads far above the number of pack versions in use mean GAVEL_OPA_MAX_PACK_VERSIONS
+# is below the working set: every miss recompiles all modules OPA holds
+PACK_LOADS = Counter(
+    "gavel_opa_pack_loads", "Pack versions the worker loaded into OPA (again, after OPA "
+    "lost them or after they were removed)")
+PACK_UNLOADS = Counter(
+    "gavel_opa_pack_unloads", "Least recently used pack versions the worker removed from "
+    "OPA to keep at most GAVEL_OPA_MAX_PACK_VERSIONS")
 DEAD_LETTERS = Counter(
     "gavel_dead_letters", "Messages sent to the dead-letter topic, by original topic",
     ["topic"])
@@ -73,6 +81,14 @@ def record_evaluation(outcome: str, entity_type: str, occurred_at: datetime) -> 
 
 def record_pack_duration(pack: str, milliseconds: float) -> None:
     PACK_DURATION.labels(pack).observe(milliseconds / 1000)
+
+
+def record_pack_load() -> None:
+    PACK_LOADS.inc()
+
+
+def record_pack_unload() -> None:
+    PACK_UNLOADS.inc()
 
 
 def record_dead_letter(topic: str) -> None:

@@ -12,7 +12,9 @@ and columns point into the module as published. A module must:
 - read no ``data`` outside its own package, so packs cannot read each other.
   References to the author's original package name are caught by this too (after
   placement they would silently be undefined): refer to the package's own rules by
-  their bare names.
+  their bare names;
+- not define the rule ``__gavel_loaded`` (``gavel.rego.LOADED_MARKER``), which the
+  worker appends to every module it loads.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import aiohttp
 from opa_client import AsyncOpaClient
 from opa_client.errors import DeletePolicyError, PolicyNotFoundError, RegoParseError
 
-from gavel.rego import RegoError, place_module, policy_id
+from gavel.rego import LOADED_MARKER, RegoError, place_module, policy_id, runner_id
 
 log = logging.getLogger(__name__)
 RULE = "violations"
@@ -72,8 +74,8 @@ async def _check_module(client: AsyncOpaClient, scratch: str, index: int,
     except RegoParseError as exc:
         return _opa_errors(exc)
     ast = (await client.get_policy(module_id))["result"]["ast"]
-    return (_violations_rule_problem(ast) or _foreign_data_problem(ast, package)
-            or await _evaluation_problem(client, package))
+    return (_violations_rule_problem(ast) or _reserved_rule_problem(ast)
+            or _foreign_data_problem(ast, package) or await _evaluation_problem(client, package))
 
 
 def _opa_errors(exc: RegoParseError) -> str:
@@ -93,6 +95,13 @@ def _violations_rule_problem(ast: dict[str, Any]) -> str | None:
             return f"'{RULE}' must be a set, not a function"
         if len(head["ref"]) > 1 or ("key" in head and "value" in head):
             return f"'{RULE}' must be a set, not an object (use 'violations contains v if')"
+    return None
+
+
+def _reserved_rule_problem(ast: dict[str, Any]) -> str | None:
+    if any(rule["head"].get("ref", [])[:1] == [{"type": "var", "value": LOADED_MARKER}]
+           for rule in ast.get("rules", [])):
+        return f"the rule name '{LOADED_MARKER}' is reserved for Gavel"
     return None
 
 
@@ -132,7 +141,9 @@ async def _evaluation_problem(client: AsyncOpaClient, package: str) -> str | Non
 
 async def remove_version_modules(client: AsyncOpaClient, version_id: int,
                                  policy_count: int) -> None:
-    """Delete a pack version's modules from OPA; modules never loaded are fine."""
+    """Delete a pack version's runner, then its modules, from OPA; modules never loaded
+    are fine."""
+    await _delete_quietly(client, [runner_id(version_id)])
     await _delete_quietly(client, [policy_id(version_id, i) for i in range(policy_count)])
 
 

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import re
 
+# a rule appended to every module the worker loads; a runner trusts a policy's
+# results only while this rule is defined (the module is loaded, not half-removed)
+LOADED_MARKER = "__gavel_loaded"
+
 _PACKAGE = re.compile(r"^(\s*)package\s+[^\s#]+", re.MULTILINE)
 _COMMENT_OR_BLANK = re.compile(r"^\s*(#.*)?$")
 
@@ -35,6 +39,11 @@ def policy_id(version_id: int, index: int) -> str:
     return f"gavel/pv{version_id}/{policy_slug(index)}"
 
 
+def runner_id(version_id: int) -> str:
+    """OPA policy id of the worker's runner module of a pack version."""
+    return f"gavel/run/pv{version_id}"
+
+
 def place_module(rego: str, package: str) -> str:
     """Replace the module's ``package`` line (the first statement) with ``package``."""
     for line in rego.splitlines():
@@ -46,3 +55,8 @@ def place_module(rego: str, package: str) -> str:
     else:
         raise RegoError("rego: the module is empty")
     return _PACKAGE.sub(lambda m: f"{m[1]}package {package}", rego, count=1)
+
+
+def loadable_module(rego: str, package: str) -> str:
+    """``place_module`` plus the ``LOADED_MARKER`` rule after the author's last line."""
+    return place_module(rego, package).rstrip() + f"\n\n{LOADED_MARKER} := true\n"

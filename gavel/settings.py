@@ -59,19 +59,39 @@ class KafkaSettings(Section):
 
 class OpaSettings(Section):
     url: str = ""
+    # the OPA that compile-checks published modules (unset: url); every module an OPA
+    # holds is recompiled on each PUT, so checks in an OPA of their own stay fast
+    check_url: str = ""
     timeout: float = Field(default=10.0, gt=0)
     # evaluation queries in flight per worker, and events per query at most
     max_requests: int = Field(default=4, ge=1, le=256)
     batch_size: int = Field(default=32, ge=1, le=1000)
+    # pack versions a worker keeps loaded in OPA, least recently used removed first
+    # (0: no limit)
+    max_pack_versions: int = Field(default=100, ge=0)
 
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not value:
             raise ValueError("is required (e.g. http://127.0.0.1:8181)")
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
+        return _checked_http_url(value)
+
+    @field_validator("check_url")
+    @classmethod
+    def _optional_http_url(cls, value: str) -> str:
+        return _checked_http_url(value) if value else value
+
+    @property
+    def checks_url(self) -> str:
+        """The OPA that compile-checks published modules."""
+        return self.check_url or self.url
+
+
+def _checked_http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return value.rstrip("/")
 
 
 class HttpSettings(Section):

@@ -65,7 +65,8 @@ def settings(stack_env: dict[str, str], database_url: str, session_id: str) -> S
         database={"url": database_url},
         kafka={"bootstrap_servers": stack_env["GAVEL_KAFKA_BOOTSTRAP_SERVERS"],
                "consumer_group": f"test-{session_id}", **topics},
-        opa={"url": stack_env["GAVEL_OPA_URL"]},
+        opa={"url": stack_env["GAVEL_OPA_URL"],
+             "check_url": stack_env.get("GAVEL_OPA_CHECK_URL", "")},
         # scheduled scans are started by hand in their test; a short coalescing window
         audit={"interval": 0, "coalesce_seconds": 0.5},
     )

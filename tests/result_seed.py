@@ -10,6 +10,8 @@ from typing import Any
 
 import asyncpg
 
+from gavel import compliance_summary
+
 EVALUATION_COLUMNS = ("id", "org_id", "event_id", "entity_type", "entity_key", "kind",
                       "status", "outcome", "blocking", "resource_count", "audit_id", "packs",
                       "opa_version", "occurred_at", "received_at", "finished_at")
@@ -83,9 +85,11 @@ class Current:
     violation: Violation
 
 
-async def seed(pool: asyncpg.Pool, org_id: int,
-               evaluations: list[Evaluation]) -> list[Current]:
-    """Store the evaluations; each entity's latest (by time) becomes its current state."""
+async def seed(pool: asyncpg.Pool, org_id: int, evaluations: list[Evaluation],
+               summary: bool = True) -> list[Current]:
+    """Store the evaluations; each entity's latest (by time) becomes its current state,
+    summarized for compliance as the worker does (unless ``summary`` is false: a
+    database from before the summary existed)."""
     latest: dict[tuple[str, str], Evaluation] = {}
     for e in evaluations:
         key = (e.entity_type, e.entity_key)
@@ -126,4 +130,6 @@ async def seed(pool: asyncpg.Pool, org_id: int,
                 seconds=1)) for e in latest.values()],
             columns=("org_id", "entity_type", "entity_key", "evaluation_id", "occurred_at",
                      "finished_at"))
+        if summary:
+            await compliance_summary.rebuild(conn, org_id)
     return current

@@ -1,10 +1,20 @@
-"""Pack versions in OPA: loaded once under private namespaces, queried per event.
+"""Pack versions in OPA: loaded on first use under private namespaces, queried per event.
 
-Each policy module is placed at ``data.gavel.pv<id>.p<i>``; a generated runner module
-at ``data.gavel.run.pv<id>.results`` evaluates all enabled policies of the version
-in one query, each with its own ``input.config``, and ``...batch`` does the same for
-each input of ``input.batch`` (several events, one HTTP round trip). If a query finds
-the runner missing (OPA restarted and lost its policies), the version is loaded again.
+Each policy module is placed at ``data.gavel.pv<id>.p<i>``, with the rule
+``gavel.rego.LOADED_MARKER`` appended; a generated runner module at
+``data.gavel.run.pv<id>.results`` evaluates all enabled policies of the version in
+one query, each with its own ``input.config``, and ``...batch`` does the same for
+each input of ``input.batch`` (several events, one HTTP round trip). The runner is
+PUT after the policies and answers for a policy only while that module's marker is
+defined, so an answer that is undefined or lacks a requested policy means OPA lacks
+modules of the version (OPA restarted, or another worker sharing this OPA is
+removing the version): the version is loaded again and the query repeated.
+
+OPA parses and compiles every module it holds on each ``PUT`` or ``DELETE`` of a
+policy, and holds all queries while it installs the result, so loading a version
+costs time in proportion to everything loaded. A worker therefore keeps at most
+``max_pack_versions`` loaded (``worker.loaded_versions``) and removes the least
+recently used, runner first, so that no runner outlives its policies.
 """
 
 from __future__ import annotations
@@ -19,7 +29,16 @@ import aiohttp
 import asyncpg
 import orjson
 
-from gavel.rego import place_module, policy_id, policy_package, policy_slug
+from gavel.metrics import record_pack_load, record_pack_unload
+from gavel.rego import (
+    LOADED_MARKER,
+    loadable_module,
+    policy_id,
+    policy_package,
+    policy_slug,
+    runner_id,
+)
+from worker.loaded_versions import LoadedVersions
 
 log = logging.getLogger(__name__)
 
@@ -45,19 +64,32 @@ class PackVersion:
     policies: tuple[Policy, ...]
     modules: tuple[tuple[str, str], ...]  # (OPA policy id, placed module text)
 
+    @property
+    def module_ids(self) -> tuple[str, ...]:
+        """Every OPA policy id of the version, runner first (the order of removal)."""
+        return (runner_id(self.id), *(module_id for module_id, _ in self.modules))
+
 
 def runner_package(version_id: int) -> str:
     return f"gavel.run.pv{version_id}"
 
 
 def runner_module(version_id: int) -> str:
+    policies = f"data.gavel.pv{version_id}[slug]"
     return (f"package {runner_package(version_id)}\n\n"
-            "results[slug] := vs if {\n"
+            "results[slug] := policy_violations(slug) if {\n"
             "    some slug in input.policies\n"
-            f"    vs := data.gavel.pv{version_id}[slug].violations"
-            " with input.config as input.configs[slug]\n"
+            f"    {policies}.{LOADED_MARKER}\n"
             "}\n\n"
+            "policy_violations(slug) := vs if {\n"
+            f"    vs := {policies}.violations with input.config as input.configs[slug]\n"
+            "} else := []\n\n"
             "batch := [r | some item in input.batch; r := results with input as item]\n")
+
+
+# a version found incomplete is loaded again this many times in one query, enough to
+# outlast another worker that is removing it from a shared OPA
+LOAD_ATTEMPTS = 3
 
 
 class PackCatalog:
@@ -80,19 +112,33 @@ class PackCatalog:
                                       p.get("enforcementLevel") or "advisory")
                                for i, p in enumerate(policies)),
                 modules=tuple((policy_id(version_id, i),
-                               place_module(p["rego"], policy_package(version_id, i)))
+                               loadable_module(p["rego"], policy_package(version_id, i)))
                               for i, p in enumerate(policies)))
             self._versions[version_id] = found
         return found
 
 
 class OpaRuntime:
-    def __init__(self, session: aiohttp.ClientSession, base_url: str) -> None:
+    def __init__(self, session: aiohttp.ClientSession, base_url: str,
+                 max_pack_versions: int = 0) -> None:
         self._session = session
         self._base = base_url.rstrip("/")
-        self._loaded: set[int] = set()
+        self._max_pack_versions = max_pack_versions  # 0: no limit
+        self._loaded = LoadedVersions()
         self._loading: dict[int, asyncio.Lock] = {}
         self.version = ""
+
+    @property
+    def loaded_versions(self) -> list[int]:
+        """Ids of the versions in OPA this worker keeps track of, least recently used
+        first."""
+        return self._loaded.ids()
+
+    async def inherit_loaded(self) -> int:
+        """Take over the pack versions OPA already holds (from an earlier worker) as the
+        least recently used, so that they count toward the limit; how many."""
+        body = await self._call("GET", "/v1/policies", b"")
+        return self._loaded.inherit(policy["id"] for policy in body.get("result", []))
 
     async def fetch_version(self) -> str:
         body = await self._call("POST", "/v1/query",
@@ -101,7 +147,8 @@ class OpaRuntime:
         return self.version
 
     async def _call(self, method: str, path: str, data: bytes,
-                    content_type: str = "application/json") -> dict[str, Any]:
+                    content_type: str = "application/json",
+                    missing_ok: bool = False) -> dict[str, Any]:
         try:
             async with self._session.request(method, self._base + path, data=data,
                                              headers={"Content-Type": content_type}) as resp:
@@ -112,48 +159,77 @@ class OpaRuntime:
         if status in (502, 503, 504):
             raise OpaUnavailable(f"OPA answered {status}")
         parsed = orjson.loads(body) if body else {}
+        if status == 404 and missing_ok:
+            return {}
         if status >= 400:
             raise PackFailed(f"OPA {status}: {parsed.get('message', body[:300])}")
         return parsed
 
     async def ensure_loaded(self, pack: PackVersion) -> None:
         if pack.id in self._loaded:
+            self._loaded.touch(pack.id)
             return
         lock = self._loading.setdefault(pack.id, asyncio.Lock())
         async with lock:
             if pack.id in self._loaded:
                 return
+            before = self._loaded.discard(pack.id)  # inherited, or found incomplete
+            await self._make_room()
             for module_id, text in pack.modules:
                 await self._call("PUT", f"/v1/policies/{module_id}", text.encode(), "text/plain")
-            await self._call("PUT", f"/v1/policies/gavel/run/pv{pack.id}",
+            await self._call("PUT", f"/v1/policies/{runner_id(pack.id)}",
                              runner_module(pack.id).encode(), "text/plain")
-            self._loaded.add(pack.id)
+            self._loaded.add(pack.id, pack.module_ids)
+            record_pack_load()
+            await self._delete([m for m in before if m not in pack.module_ids])
+
+    async def _make_room(self) -> None:
+        while self._max_pack_versions and len(self._loaded) >= self._max_pack_versions:
+            victim, module_ids = self._loaded.pop_oldest()
+            # a query needing the victim meanwhile loads it again only after its removal
+            async with self._loading.setdefault(victim, asyncio.Lock()):
+                try:
+                    await self._delete(module_ids)
+                except BaseException:
+                    # still (partly) in OPA: removed again on the next load
+                    self._loaded.put_back_oldest(victim, module_ids)
+                    raise
+            record_pack_unload()
+
+    async def _delete(self, module_ids: list[str] | tuple[str, ...]) -> None:
+        for module_id in module_ids:
+            await self._call("DELETE", f"/v1/policies/{module_id}", b"", missing_ok=True)
 
     async def evaluate(self, pack: PackVersion, input_doc: dict[str, Any]
                        ) -> tuple[dict[str, list[dict[str, Any]]], str | None, float]:
         """Run the pack's enabled policies; returns (slug -> violations, decision id, ms)."""
-        return await self._query(pack, "results", {"input": input_doc})
+        return await self._query(pack, "results", {"input": input_doc}, [input_doc])
 
     async def evaluate_batch(self, pack: PackVersion, input_docs: list[dict[str, Any]]
                              ) -> tuple[list[dict[str, list[dict[str, Any]]]], str | None, float]:
         """``evaluate`` for several inputs in one query; results in the same order."""
-        return await self._query(pack, "batch", {"input": {"batch": input_docs}})
+        return await self._query(pack, "batch", {"input": {"batch": input_docs}}, input_docs)
 
-    async def _query(self, pack: PackVersion, rule: str,
-                     document: dict[str, Any]) -> tuple[Any, str | None, float]:
+    async def _query(self, pack: PackVersion, rule: str, document: dict[str, Any],
+                     input_docs: list[dict[str, Any]]) -> tuple[Any, str | None, float]:
         payload = orjson.dumps(document)
-        for attempt in (1, 2):
+        for _ in range(LOAD_ATTEMPTS):
             await self.ensure_loaded(pack)
             began = time.perf_counter()
             body = await self._call("POST", f"/v1/data/gavel/run/pv{pack.id}/{rule}", payload)
             elapsed = (time.perf_counter() - began) * 1000
-            if "result" in body:
-                return body["result"], body.get("decision_id"), elapsed
-            # undefined: OPA lost the modules (restart); load again once
+            result = body.get("result")
+            if result is not None and _answers_all(result if rule == "batch" else [result],
+                                                   input_docs):
+                return result, body.get("decision_id"), elapsed
+            # OPA lacks modules of the version: load it again (what is there is kept)
             self._loaded.discard(pack.id)
-            if attempt == 2:
-                raise PackFailed(f"pack version {pack.id} is not defined in OPA after loading")
-        raise AssertionError("unreachable")
+        raise PackFailed(f"pack version {pack.id} is not complete in OPA after "
+                         f"{LOAD_ATTEMPTS} loads")
 
-    def forget_all(self) -> None:
-        self._loaded.clear()
+
+def _answers_all(answers: list[Any], input_docs: list[dict[str, Any]]) -> bool:
+    """Whether the runner answered every requested policy of every input."""
+    return len(answers) == len(input_docs) and all(
+        isinstance(found, dict) and all(slug in found for slug in doc["policies"])
+        for found, doc in zip(answers, input_docs, strict=False))

@@ -48,6 +48,17 @@ async def _opa_version(runtime: OpaRuntime, stop: asyncio.Event) -> str:
             delay = min(delay * 2, 5)
 
 
+async def _inherit_loaded(runtime: OpaRuntime) -> None:
+    try:
+        count = await runtime.inherit_loaded()
+    except OpaUnavailable as exc:
+        log.warning("could not list OPA's policies (%s); pack versions loaded by an "
+                    "earlier worker stay in OPA", exc)
+        return
+    if count:
+        log.info("OPA holds %d pack versions loaded earlier; they are removed first", count)
+
+
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     await ensure_topics(settings.kafka)
     async with AsyncExitStack() as stack:
@@ -56,8 +67,9 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         session = await stack.enter_async_context(aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=max(8, settings.worker.concurrency)),
             timeout=aiohttp.ClientTimeout(total=settings.opa.timeout)))
-        runtime = OpaRuntime(session, settings.opa.url)
+        runtime = OpaRuntime(session, settings.opa.url, settings.opa.max_pack_versions)
         opa_version = await _opa_version(runtime, stop)
+        await _inherit_loaded(runtime)
         producer = make_producer(settings.kafka)
         await stack.enter_async_context(_started(producer))
         groups = GroupSync(pool, settings.kafka, GroupIndex())
@@ -89,6 +101,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
 
         loop = EvaluationLoop(consumer, list(handlers), route, give_up,
                               settings.worker.concurrency, settings.worker.shutdown_timeout)
-        log.info("worker started (OPA %s, concurrency %d)", opa_version,
-                 settings.worker.concurrency)
+        log.info("worker started (OPA %s, concurrency %d, at most %s pack versions loaded)",
+                 opa_version, settings.worker.concurrency,
+                 settings.opa.max_pack_versions or "unlimited")
         await loop.run(stop)

@@ -3,7 +3,9 @@
 Besides the history (``evaluations``, ``violations``) the same transaction keeps each
 entity's current state: ``latest_evaluations`` points at its newest evaluation (by
 event time) and ``current_violations`` holds a copy of that evaluation's violations.
-The row lock on ``latest_evaluations`` serializes two writers of one entity.
+The row lock on ``latest_evaluations`` serializes two writers of one entity. The
+current state, with the compliance counts it adds up to, is replaced by
+``gavel.compliance_summary``; the org-wide counts are written last.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from gavel import compliance_summary
 from gavel.events import AccountEvent, StackEvent
 from worker.evaluate import PackResult
 
@@ -63,19 +66,6 @@ WHERE (latest_evaluations.occurred_at, latest_evaluations.finished_at)
       <= (EXCLUDED.occurred_at, EXCLUDED.finished_at)
 RETURNING org_id, entity_type, entity_key, evaluation_id
 """
-_CLEAR_CURRENT = """
-DELETE FROM current_violations c
-USING unnest($1::bigint[], $2::text[], $3::text[]) AS u(org_id, entity_type, entity_key)
-WHERE c.org_id = u.org_id AND c.entity_type = u.entity_type AND c.entity_key = u.entity_key
-"""
-_COPY_CURRENT = """
-INSERT INTO current_violations (violation_id, evaluation_id, org_id, entity_type, entity_key,
-                                groups, pack, pack_version, version_tag, policy, level, urn,
-                                message, details, observed_at)
-SELECT id, evaluation_id, org_id, entity_type, entity_key, groups, pack, pack_version,
-       version_tag, policy, level, urn, message, details, observed_at
-FROM violations WHERE evaluation_id = ANY($1::uuid[])
-"""
 
 
 @dataclass(slots=True)
@@ -111,8 +101,10 @@ async def store_batch(conn: asyncpg.Connection,
         if not new:
             return stored
         await _insert_violations(conn, new, stored)
-        await _advance_current_state(conn, [done.evaluation_id for done in new])
+        change = await _advance_current_state(conn, [done.evaluation_id for done in new])
         await _remember_resources(conn, [d for d in new if d.event is not None])
+        if change:
+            await compliance_summary.add(conn, change)
         await conn.execute("SELECT pg_notify($1, id::text) FROM unnest($2::uuid[]) AS id",
                            NOTIFY_CHANNEL, [done.evaluation_id for done in new])
     return stored
@@ -155,14 +147,14 @@ async def _insert_violations(conn: asyncpg.Connection, new: list[Finished],
                                          columns=_VIOLATION_COLUMNS)
 
 
-async def _advance_current_state(conn: asyncpg.Connection, ids: list[uuid.UUID]) -> None:
+async def _advance_current_state(conn: asyncpg.Connection,
+                                 ids: list[uuid.UUID]) -> list[asyncpg.Record]:
+    """Replace the current state of the entities whose latest evaluation changes;
+    return how the compliance counts change with it."""
     advanced = await conn.fetch(_ADVANCE_LATEST, ids)
     if not advanced:
-        return
-    await conn.execute(_CLEAR_CURRENT, [r["org_id"] for r in advanced],
-                       [r["entity_type"] for r in advanced],
-                       [r["entity_key"] for r in advanced])
-    await conn.execute(_COPY_CURRENT, [r["evaluation_id"] for r in advanced])
+        return []
+    return await compliance_summary.replace_current_state(conn, advanced)
 
 
 async def _remember_resources(conn: asyncpg.Connection, new: list[Finished]) -> None:

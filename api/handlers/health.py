@@ -6,7 +6,7 @@ from aiohttp import web
 from aiokafka.admin import AIOKafkaAdminClient
 
 from api.json import json_response
-from api.keys import OPA, POOL, SETTINGS
+from api.keys import OPA, OPA_CHECK, POOL, SETTINGS
 from gavel.health import run_checks
 
 
@@ -33,7 +33,14 @@ async def readyz(request: web.Request) -> web.Response:
         if not await app[OPA].check_health():
             raise ConnectionError(f"OPA at {app[SETTINGS].opa.url} is not healthy")
 
-    results = await run_checks({"postgres": postgres, "kafka": kafka, "opa": opa})
+    async def opa_check() -> None:
+        if not await app[OPA_CHECK].check_health():
+            raise ConnectionError(f"OPA at {app[SETTINGS].opa.check_url} is not healthy")
+
+    checks = {"postgres": postgres, "kafka": kafka, "opa": opa}
+    if app[OPA_CHECK] is not app[OPA]:
+        checks["opa-check"] = opa_check
+    results = await run_checks(checks)
     failed = [r for r in results if not r.ok]
     body = {"status": "failed" if failed else "ok",
             "checks": {r.name: ({"ok": True} if r.ok else {"ok": False, "error": r.error})

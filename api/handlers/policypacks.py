@@ -11,7 +11,7 @@ from pydantic import Field, StrictStr
 
 from api.errors import ApiError, BadRequest, Conflict, NotFound
 from api.json import Body, json_response, parse_body
-from api.keys import OPA, POOL, principal
+from api.keys import OPA, OPA_CHECK, POOL, principal
 from gavel.pack_check import ModuleRejected, OpaUnavailable
 from gavel.policy_packs import (
     PackDraft,
@@ -77,7 +77,7 @@ async def publish_pack(request: web.Request) -> web.Response:
     body: PublishBody = await parse_body(request, PublishBody)
     draft = body.draft()
     with pack_errors():
-        version = await publish(request.app[POOL], request.app[OPA],
+        version = await publish(request.app[POOL], request.app[OPA_CHECK],
                                 principal(request).org_id, draft)
     return json_response({"name": draft.name, "version": version,
                           "versionTag": draft.version_tag}, status=201)

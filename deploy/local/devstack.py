@@ -1,5 +1,9 @@
 """Local dev stack: real PostgreSQL, Apache Kafka (KRaft) and OPA on 127.0.0.1.
 
+Two OPA processes: one that workers load pack versions into and evaluate with
+(``GAVEL_OPA_URL``), and one that only compile-checks published modules
+(``GAVEL_OPA_CHECK_URL``), so that publishing never pays for the worker's modules.
+
 Standard library only, so it runs before the project's virtualenv exists.
 
     python deploy/local/devstack.py start  [--name dev] [--json]
@@ -12,8 +16,8 @@ Everything downloaded or built lives under ``$GAVEL_CACHE_DIR`` (default
 ``$GAVEL_CACHE_DIR/stacks/NAME``. A server that is already running for the stack is
 reused; one left over from a crashed run (dead pid, or alive but not answering) is
 cleaned up and started again. If ``GAVEL_DATABASE_URL``,
-``GAVEL_KAFKA_BOOTSTRAP_SERVERS`` or ``GAVEL_OPA_URL`` is set, that external server
-is used and nothing is started for it.
+``GAVEL_KAFKA_BOOTSTRAP_SERVERS``, ``GAVEL_OPA_URL`` or ``GAVEL_OPA_CHECK_URL`` is set,
+that external server is used and nothing is started for it.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ HOST = "127.0.0.1"
 ENV_DATABASE = "GAVEL_DATABASE_URL"
 ENV_KAFKA = "GAVEL_KAFKA_BOOTSTRAP_SERVERS"
 ENV_OPA = "GAVEL_OPA_URL"
+ENV_OPA_CHECK = "GAVEL_OPA_CHECK_URL"
 
 
 class StackError(RuntimeError):
@@ -402,29 +407,34 @@ def opa_healthy(port: int) -> bool:
         return False
 
 
-def start_opa(stack: StackDir, state: dict) -> str:
+def start_opa(stack: StackDir, state: dict, service: str = "opa") -> str:
     binary = opa_binary()
-    prev = state.get("opa", {})
+    prev = state.get(service, {})
     if pid_alive(prev.get("pid")) and opa_healthy(prev.get("port", 0)):
         return prev["url"]
     if pid_alive(prev.get("pid")):
-        log("opa left over but not answering; stopping it")
+        log(f"{service} left over but not answering; stopping it")
         kill_group(prev["pid"])
     port = prev.get("port") if prev.get("port") and port_free(prev["port"]) else free_port()
-    logfile = stack.log("opa")
+    logfile = stack.log(service)
     pid = spawn([str(binary), "run", "--server", "--addr", f"{HOST}:{port}",
                  "--log-level", "error", "--disable-telemetry"], logfile)
-    wait_until(lambda: opa_healthy(port), 30, "opa", logfile)
+    wait_until(lambda: opa_healthy(port), 30, service, logfile)
     url = f"http://{HOST}:{port}"
-    state["opa"] = {"pid": pid, "port": port, "url": url}
+    state[service] = {"pid": pid, "port": port, "url": url}
     return url
+
+
+def start_opa_check(stack: StackDir, state: dict) -> str:
+    return start_opa(stack, state, "opa-check")
 
 
 # --------------------------------------------------------------------------- commands
 
 SERVICES = (("postgres", ENV_DATABASE, start_postgres),
             ("kafka", ENV_KAFKA, start_kafka),
-            ("opa", ENV_OPA, start_opa))
+            ("opa", ENV_OPA, start_opa),
+            ("opa-check", ENV_OPA_CHECK, start_opa_check))
 
 
 def start(name: str) -> dict[str, str]:
@@ -448,7 +458,7 @@ def start(name: str) -> dict[str, str]:
 def stop(name: str) -> None:
     stack = StackDir(name)
     state = stack.load()
-    for service in ("opa", "kafka", "postgres"):
+    for service in ("opa-check", "opa", "kafka", "postgres"):
         info = state.get(service, {})
         if pid_alive(info.get("pid")):
             log(f"stopping {service} (pid {info['pid']})")

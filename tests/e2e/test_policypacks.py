@@ -9,13 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from opa_client.errors import PolicyNotFoundError
 
+from api.app import create_app
 from gavel.opa import opa_client
 from gavel.rego import place_module, policy_id, policy_package
 from gavel.settings import Settings
 from tests.helpers import auth
+from tests.worker_process import free_port
 
 EXAMPLE_PACK = Path(__file__).resolve().parents[2] / "examples" / "aws-baseline.json"
 
@@ -196,6 +198,37 @@ async def test_module_may_not_read_other_namespaces(client: TestClient, new_org)
            "    v := {\"message\": other.message}\n}\n")
     message = await refused(client, org, token, with_policy(0, rego=spy))
     assert message.startswith("policies[0].rego: the module reads data.gavel.pv1.p0")
+
+
+async def test_module_may_not_define_the_loaded_marker(client: TestClient, new_org) -> None:
+    org, token = await new_org()
+    rego = PUBLIC_BUCKET + "\n__gavel_loaded := false\n"
+    message = await refused(client, org, token, with_policy(0, rego=rego))
+    assert message == "policies[0].rego: the rule name '__gavel_loaded' is reserved for Gavel"
+
+
+async def test_modules_are_checked_in_the_check_opa(settings: Settings, new_org) -> None:
+    org, token = await new_org()
+    unreachable = f"http://127.0.0.1:{free_port()}"
+    checks_only = settings.model_copy(update={"opa": settings.opa.model_copy(
+        update={"url": unreachable, "check_url": settings.opa.checks_url})})
+    async with TestClient(TestServer(create_app(checks_only))) as client:
+        assert await publish(client, org, token, pack()) == (
+            201, {"name": "baseline", "version": 1, "versionTag": "v1"})
+        code, answer = await publish(client, org, token, with_policy(
+            0, rego="package x\nviolations contains if {"))
+        assert code == 400 and "rego_parse_error" in answer["message"], answer
+        resp = await client.get("/readyz")
+        checks = (await resp.json())["checks"]
+        assert resp.status == 503
+        assert checks["opa"]["ok"] is False and checks["opa-check"] == {"ok": True}
+
+    no_checks = settings.model_copy(update={"opa": settings.opa.model_copy(
+        update={"check_url": unreachable})})
+    async with TestClient(TestServer(create_app(no_checks))) as client:
+        code, answer = await publish(client, org, token, pack(tag="v2"))
+        assert code == 503, answer
+        assert answer["message"].startswith("OPA could not check the policies")
 
 
 async def test_bad_config_schema_names_the_field(client: TestClient, new_org) -> None:

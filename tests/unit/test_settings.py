@@ -40,12 +40,27 @@ def test_defaults_bind_to_loopback(env: pytest.MonkeyPatch) -> None:
     assert settings.kafka.topic_stack_events == "gavel.stack-events"
 
 
+def test_publish_checks_use_the_evaluating_opa_unless_told_otherwise(
+        env: pytest.MonkeyPatch) -> None:
+    assert load_settings().opa.checks_url == "http://127.0.0.1:8181"
+    env.setenv("GAVEL_OPA_CHECK_URL", "http://127.0.0.1:8282/")
+    assert load_settings().opa.checks_url == "http://127.0.0.1:8282"
+
+
+def test_loaded_pack_versions_are_bounded_unless_zero(env: pytest.MonkeyPatch) -> None:
+    assert load_settings().opa.max_pack_versions == 100
+    env.setenv("GAVEL_OPA_MAX_PACK_VERSIONS", "0")
+    assert load_settings().opa.max_pack_versions == 0
+
+
 @pytest.mark.parametrize(("variable", "value", "expected"), [
     ("GAVEL_HTTP_PORT", "99999", "GAVEL_HTTP_PORT"),
     ("GAVEL_HTTP_PORT", "eighty", "GAVEL_HTTP_PORT"),
     ("GAVEL_DATABASE_URL", "mysql://x", "GAVEL_DATABASE_URL: must start with postgresql://"),
     ("GAVEL_KAFKA_BOOTSTRAP_SERVERS", "localhost", "GAVEL_KAFKA_BOOTSTRAP_SERVERS"),
     ("GAVEL_OPA_URL", "127.0.0.1:8181", "GAVEL_OPA_URL: must start with http"),
+    ("GAVEL_OPA_CHECK_URL", "opa-check:8181", "GAVEL_OPA_CHECK_URL: must start with http"),
+    ("GAVEL_OPA_MAX_PACK_VERSIONS", "-1", "GAVEL_OPA_MAX_PACK_VERSIONS"),
     ("GAVEL_WORKER_CONCURRENCY", "0", "GAVEL_WORKER_CONCURRENCY"),
     ("GAVEL_LOG_LEVEL", "loud", "GAVEL_LOG_LEVEL"),
 ])

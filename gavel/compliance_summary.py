@@ -1,0 +1,277 @@
+"""Each entity's current state, and the compliance counts that ``gavel.compliance`` reads.
+
+Written in the transaction that advances entities' latest evaluations
+(``worker.store``), with one statement for all the entities of a batch:
+
+* ``current_violations``: a copy of the latest evaluation's violations;
+* ``current_pack_results``: its provenance, one row per pack run (pack version, the
+  groups it ran under, errored, violations left);
+* counts per org, summed over its entities: per pack version
+  (``compliance_pack_counts``), per policy (``compliance_policy_counts``) and per group
+  (``compliance_group_counts``), each keyed by entity type and by the group (``''``:
+  under any group) or pack (``''``: any pack) a filter names, so that every combination
+  of the compliance filters reads a few rows.
+
+The statement that replaces an entity's rows also counts what the rows it deletes
+contributed (negatively) and what the rows it inserts contribute, so only the net
+change of each count comes back, and a re-evaluation that changes nothing changes no
+count. The counts are the only rows that writers of different entities share, so
+``add`` writes them last in the transaction and in key order: a writer of the same
+org waits at most for the other's upserts and commit, and two never deadlock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+_ENTITIES = "unnest($1::bigint[], $2::text[], $3::text[]) AS u(org_id, entity_type, entity_key)"
+_OF_ENTITIES = ("c.org_id = u.org_id AND c.entity_type = u.entity_type "
+                "AND c.entity_key = u.entity_key")
+_RUN = ("org_id", "entity_type", "entity_key", "pack", "pack_version", "version_tag", "groups",
+        "errored", "violations")
+_FOUND = ("org_id", "entity_type", "entity_key", "groups", "pack", "pack_version", "policy",
+          "level")
+_PACK_RESULTS = """
+INSERT INTO current_pack_results AS c (org_id, entity_type, entity_key, evaluation_id, pack,
+                                       pack_version, version_tag, groups, errored, violations)
+SELECT e.org_id, e.entity_type, e.entity_key, e.id, p ->> 'name', (p ->> 'version')::int,
+       p ->> 'versionTag',
+       ARRAY(SELECT g ->> 'name' FROM jsonb_array_elements(p -> 'groups') AS g),
+       coalesce(p ->> 'status' = 'error', false), coalesce((p ->> 'violations')::int, 0)
+FROM evaluations e CROSS JOIN LATERAL jsonb_array_elements(e.packs) AS p
+"""
+
+
+def _counting(runs: str, found: str) -> str:
+    """The change of every count from ``runs`` (rows of current_pack_results) and
+    ``found`` (of current_violations), each with a ``sign``: 1 adds a row's entity,
+    -1 takes it away. An entity counts once per key: a pack version it ran twice
+    (under groups with different configs) passes only if neither run errored or left
+    a violation. ``entities`` is ``evaluated`` for packs and groups, ``failing`` for
+    policies. Counts that do not change are left out; a group's violations by level
+    are added up from its policies' by ``_changes``, which costs less here."""
+    return f"""
+runs AS ({runs}),
+found AS ({found}),
+per_pack AS (
+    SELECT sign, org_id, entity_type, group_name, pack, pack_version,
+           max(version_tag) AS version_tag, bool_or(errored) AS errored,
+           sum(violations) AS violations
+    FROM runs CROSS JOIN LATERAL unnest(array_append(groups, '')) AS group_name
+    GROUP BY sign, org_id, entity_type, entity_key, group_name, pack, pack_version),
+per_group AS (
+    SELECT sign, org_id, entity_type, group_name, scope, bool_or(errored) AS errored,
+           sum(violations) AS violations
+    FROM runs CROSS JOIN LATERAL unnest(groups) AS group_name
+         CROSS JOIN LATERAL unnest(ARRAY['', pack]) AS scope
+    GROUP BY sign, org_id, entity_type, entity_key, group_name, scope),
+per_policy AS (
+    SELECT sign, org_id, entity_type, group_name, pack, pack_version, policy,
+           count(*) FILTER (WHERE level = 'advisory') AS advisory,
+           count(*) FILTER (WHERE level = 'mandatory') AS mandatory
+    FROM found CROSS JOIN LATERAL unnest(array_append(groups, '')) AS group_name
+    GROUP BY sign, org_id, entity_type, entity_key, group_name, pack, pack_version, policy),
+counted AS (
+    SELECT 'pack' AS kind, org_id, entity_type, group_name, pack, pack_version, '' AS policy,
+           version_tag, sign AS entities, sign * errored::int AS errored,
+           sign * (NOT errored AND violations = 0)::int AS passing, 0 AS advisory,
+           0 AS mandatory
+    FROM per_pack
+    UNION ALL
+    SELECT 'policy', org_id, entity_type, group_name, pack, pack_version, policy, NULL, sign,
+           0, 0, sign * advisory, sign * mandatory
+    FROM per_policy
+    UNION ALL
+    SELECT 'group', org_id, entity_type, group_name, scope, 0, '', NULL, sign,
+           sign * errored::int, sign * (NOT errored AND violations = 0)::int, 0, 0
+    FROM per_group)
+SELECT kind, org_id, entity_type, group_name, pack, pack_version, policy,
+       max(version_tag) AS version_tag, sum(entities)::int AS entities,
+       sum(errored)::int AS errored, sum(passing)::int AS passing,
+       sum(advisory)::int AS advisory, sum(mandatory)::int AS mandatory
+FROM counted
+GROUP BY kind, org_id, entity_type, group_name, pack, pack_version, policy
+HAVING sum(entities) <> 0 OR sum(errored) <> 0 OR sum(passing) <> 0 OR sum(advisory) <> 0
+    OR sum(mandatory) <> 0
+"""
+
+
+def _signed(sign: int, columns: Sequence[str], source: str) -> str:
+    return f"SELECT {sign} AS sign, {', '.join(columns)} FROM {source}"
+
+
+def _returning(columns: Sequence[str]) -> str:
+    return "RETURNING " + ", ".join(f"c.{column}" for column in columns)
+
+
+# $1-$3 the entities whose latest evaluation changed, $4 those evaluations. The
+# sub-statements do not see each other's rows: each deletes only what was there.
+_REPLACE = f"""
+WITH cleared_violations AS (
+    DELETE FROM current_violations c USING {_ENTITIES} WHERE {_OF_ENTITIES}
+    {_returning(_FOUND)}),
+copied_violations AS (
+    INSERT INTO current_violations AS c (violation_id, evaluation_id, org_id, entity_type,
+                                         entity_key, groups, pack, pack_version, version_tag,
+                                         policy, level, urn, message, details, observed_at)
+    SELECT id, evaluation_id, org_id, entity_type, entity_key, groups, pack, pack_version,
+           version_tag, policy, level, urn, message, details, observed_at
+    FROM violations WHERE evaluation_id = ANY($4::uuid[])
+    {_returning(_FOUND)}),
+cleared_runs AS (
+    DELETE FROM current_pack_results c USING {_ENTITIES} WHERE {_OF_ENTITIES}
+    {_returning(_RUN)}),
+copied_runs AS (
+    {_PACK_RESULTS} WHERE e.id = ANY($4::uuid[])
+    {_returning(_RUN)}),
+{_counting(
+    f"{_signed(-1, _RUN, 'cleared_runs')} UNION ALL {_signed(1, _RUN, 'copied_runs')}",
+    f"{_signed(-1, _FOUND, 'cleared_violations')} UNION ALL "
+    f"{_signed(1, _FOUND, 'copied_violations')}")}
+"""
+_ORG_PACK_RESULTS = f"""
+{_PACK_RESULTS}
+WHERE e.id IN (SELECT evaluation_id FROM latest_evaluations WHERE org_id = $1)
+"""
+_ORG_COUNTS = f"""
+WITH {_counting(_signed(1, _RUN, "current_pack_results WHERE org_id = $1"),
+                _signed(1, _FOUND, "current_violations WHERE org_id = $1"))}
+"""
+
+
+@dataclass(frozen=True)
+class CountTable:
+    """A table of counts: its key columns, and the fields of a change row it stores
+    (``entities`` under the table's own name for it)."""
+
+    kind: str
+    name: str
+    keys: tuple[str, ...]
+    fields: tuple[str, ...]
+    entities_column: str
+
+    @property
+    def columns(self) -> list[str]:
+        return [self.entities_column if f == "entities" else f for f in self.fields]
+
+    @property
+    def counts(self) -> list[str]:
+        return [c for c in self.columns if c != "version_tag"]
+
+    @property
+    def add_sql(self) -> str:
+        columns = [*self.keys, *self.columns]
+        updates = [f"{c} = t.{c} + EXCLUDED.{c}" for c in self.counts]
+        updates += [f"{c} = greatest(t.{c}, EXCLUDED.{c})" for c in self.columns
+                    if c == "version_tag"]
+        return f"""
+WITH added AS (
+    INSERT INTO {self.name} AS t ({", ".join(columns)})
+    SELECT * FROM unnest({_arrays(columns, self.counts)})
+    ON CONFLICT ({", ".join(self.keys)}) DO UPDATE SET {", ".join(updates)}
+    RETURNING {", ".join(self.keys)}, {" AND ".join(f"{c} = 0" for c in self.counts)} AS emptied)
+SELECT {", ".join(self.keys)} FROM added WHERE emptied
+"""
+
+    @property
+    def delete_empty_sql(self) -> str:
+        return f"""
+DELETE FROM {self.name} t USING unnest({_arrays(self.keys, [])}) AS k({", ".join(self.keys)})
+WHERE {" AND ".join(f"t.{c} = k.{c}" for c in self.keys)}
+  AND {" AND ".join(f"t.{c} = 0" for c in self.counts)}
+"""
+
+
+def _arrays(columns: Sequence[str], counts: Sequence[str]) -> str:
+    types = {"org_id": "bigint", "pack_version": "int", **{c: "int" for c in counts}}
+    return ", ".join(f"${n}::{types.get(c, 'text')}[]" for n, c in enumerate(columns, 1))
+
+
+PACK_COUNTS = CountTable("pack", "compliance_pack_counts",
+                         ("org_id", "group_name", "pack", "pack_version", "entity_type"),
+                         ("version_tag", "entities", "errored", "passing"), "evaluated")
+POLICY_COUNTS = CountTable("policy", "compliance_policy_counts",
+                           ("org_id", "group_name", "pack", "pack_version", "policy",
+                            "entity_type"), ("entities", "advisory", "mandatory"), "failing")
+GROUP_COUNTS = CountTable("group", "compliance_group_counts",
+                          ("org_id", "pack", "group_name", "entity_type"),
+                          ("entities", "errored", "passing", "advisory", "mandatory"),
+                          "evaluated")
+COUNT_TABLES = (PACK_COUNTS, POLICY_COUNTS, GROUP_COUNTS)
+_ADD = {t.kind: t.add_sql for t in COUNT_TABLES}
+_DELETE_EMPTY = {t.kind: t.delete_empty_sql for t in COUNT_TABLES}
+Changes = dict[str, dict[tuple[Any, ...], list[Any]]]
+
+
+def _changes(rows: Sequence[asyncpg.Record]) -> Changes:
+    """The change rows by table kind and key, with a group's violations by level (of
+    one pack, or of all): the sum over the policies counted under the group."""
+    changes: Changes = {t.kind: {} for t in COUNT_TABLES}
+    for table in COUNT_TABLES:
+        for r in rows:
+            if r["kind"] == table.kind:
+                changes[table.kind][tuple(r[c] for c in table.keys)] = [
+                    r[f] for f in table.fields]
+    groups = changes[GROUP_COUNTS.kind]
+    for (org_id, group, pack, _, _, entity_type), (_, advisory, mandatory) in \
+            changes[POLICY_COUNTS.kind].items():
+        if group:
+            for scope in ("", pack):
+                counts = groups.setdefault((org_id, scope, group, entity_type), [0] * 5)
+                counts[3] += advisory
+                counts[4] += mandatory
+    for key in [key for key, counts in groups.items() if not any(counts)]:
+        del groups[key]
+    return changes
+
+
+def _columns(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+async def replace_current_state(conn: asyncpg.Connection, advanced: Sequence[asyncpg.Record]
+                                ) -> list[asyncpg.Record]:
+    """The current violations and pack runs of the entities in ``advanced`` (rows with
+    org_id, entity_type, entity_key, evaluation_id) become those of that evaluation;
+    returns the change of the counts, for ``add``."""
+    # Planning this statement costs more than running it for a few entities, and its
+    # plan (index lookups per entity) suits any batch: plan it once per connection.
+    # The rest of the store transaction is simple statements.
+    await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+    return await conn.fetch(_REPLACE, [r["org_id"] for r in advanced],
+                            [r["entity_type"] for r in advanced],
+                            [r["entity_key"] for r in advanced],
+                            [r["evaluation_id"] for r in advanced])
+
+
+async def add(conn: asyncpg.Connection, change: Sequence[asyncpg.Record]) -> None:
+    """Add the change to the counts, in key order; delete counts that drop to zero."""
+    changes = _changes(change)
+    for table in COUNT_TABLES:
+        rows = sorted(changes[table.kind].items())
+        if not rows:
+            continue
+        emptied = await conn.fetch(_ADD[table.kind],
+                                   *_columns([(*key, *values) for key, values in rows]))
+        if emptied:
+            await conn.execute(_DELETE_EMPTY[table.kind],
+                               *_columns([tuple(r[c] for c in table.keys) for r in emptied]))
+
+
+async def rebuild(conn: asyncpg.Connection, org_id: int) -> None:
+    """Recompute an org's pack runs and counts from its latest evaluations and current
+    violations, in one transaction.
+
+    For data written without the worker (seeds, repairs); a worker storing evaluations
+    of the org at the same time would be counted twice or not at all."""
+    async with conn.transaction():
+        # the org's whole current state is aggregated: keep the hash tables in memory
+        await conn.execute("SET LOCAL work_mem = '64MB'")
+        for table in ("current_pack_results", *(t.name for t in COUNT_TABLES)):
+            await conn.execute(f"DELETE FROM {table} WHERE org_id = $1", org_id)
+        await conn.execute(_ORG_PACK_RESULTS, org_id)
+        await add(conn, await conn.fetch(_ORG_COUNTS, org_id))

@@ -1,0 +1,98 @@
+"""Compliance aggregated from the current state itself, as it was computed before the
+summary existed: every latest evaluation's provenance and every current violation,
+read on each call. Tests compare the summary the worker keeps with it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import asyncpg
+
+from gavel import compliance
+
+# $1 org id, $2 entity type, $3 group, $4 pack: a NULL filter matches everything.
+# One pass over the latest evaluations: each one's provenance is reduced on its own
+# (per pack version and per group: did it fail to run, how many violations did it
+# leave), then those rows are counted. An entity that ran one pack version twice
+# (under groups with different configs) counts once.
+ENTITIES = """
+SELECT r.kind, r.name, r.version, max(r.version_tag) AS version_tag, count(*) AS evaluated,
+       count(*) FILTER (WHERE r.errored) AS errored,
+       count(*) FILTER (WHERE NOT r.errored AND r.violations = 0) AS passing
+FROM latest_evaluations le
+JOIN evaluations e ON e.id = le.evaluation_id
+CROSS JOIN LATERAL (
+    WITH runs AS (
+        SELECT p ->> 'name' AS pack, (p ->> 'version')::int AS version,
+               p ->> 'versionTag' AS version_tag, p ->> 'status' = 'error' AS errored,
+               coalesce((p ->> 'violations')::int, 0) AS violations, p -> 'groups' AS groups
+        FROM jsonb_array_elements(e.packs) AS p
+        WHERE ($4::text IS NULL OR p ->> 'name' = $4)
+          AND ($3::text IS NULL
+               OR p -> 'groups' @> jsonb_build_array(jsonb_build_object('name', $3::text))))
+    SELECT 'pack' AS kind, pack AS name, version, max(version_tag) AS version_tag,
+           bool_or(errored) AS errored, sum(violations) AS violations
+    FROM runs GROUP BY pack, version
+    UNION ALL
+    SELECT 'group', g ->> 'name', NULL, NULL, bool_or(errored), sum(violations)
+    FROM runs CROSS JOIN LATERAL jsonb_array_elements(runs.groups) AS g
+    WHERE $3::text IS NULL OR g ->> 'name' = $3
+    GROUP BY g ->> 'name') AS r
+WHERE le.org_id = $1 AND ($2::text IS NULL OR le.entity_type = $2)
+GROUP BY r.kind, r.name, r.version
+"""
+_VIOLATIONS_WHERE = """
+WHERE org_id = $1 AND ($2::text IS NULL OR entity_type = $2)
+  AND ($3::text IS NULL OR groups @> ARRAY[$3::text]) AND ($4::text IS NULL OR pack = $4)
+"""
+# per policy: entities failing it, violations by level
+POLICIES = f"""
+SELECT pack, pack_version AS version, policy, count(*) AS failing,
+       sum(advisory) AS advisory, sum(mandatory) AS mandatory
+FROM (SELECT pack, pack_version, policy,
+             count(*) FILTER (WHERE level = 'advisory') AS advisory,
+             count(*) FILTER (WHERE level = 'mandatory') AS mandatory
+      FROM current_violations {_VIOLATIONS_WHERE}
+      GROUP BY pack, pack_version, policy, entity_type, entity_key) AS per_entity
+GROUP BY 1, 2, 3
+"""
+GROUP_VIOLATIONS = f"""
+SELECT group_name, count(*) FILTER (WHERE level = 'advisory') AS advisory,
+       count(*) FILTER (WHERE level = 'mandatory') AS mandatory
+FROM current_violations CROSS JOIN LATERAL unnest(groups) AS group_name
+{_VIOLATIONS_WHERE} AND ($3::text IS NULL OR group_name = $3)
+GROUP BY group_name
+"""
+
+
+async def compliance_from_current_state(pool: asyncpg.Pool, org_id: int,
+                                        filters: Mapping[str, Any]) -> tuple[
+        list[dict[str, Any]], list[dict[str, Any]]]:
+    """(every pack, every group) as ``gavel.compliance.compliance`` answers them."""
+    args = (org_id, filters.get("entityType"), filters.get("group"), filters.get("pack"))
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read",
+                                                        readonly=True):
+        entities = await conn.fetch(ENTITIES, *args)
+        policy_rows = await conn.fetch(POLICIES, *args)
+        group_rows = await conn.fetch(GROUP_VIOLATIONS, *args)
+        pack_rows = sorted((r for r in entities if r["kind"] == "pack"),
+                           key=lambda r: (r["name"], r["version"]))
+        names = sorted({r["name"] for r in pack_rows})
+        published_rows = await conn.fetch(compliance.PUBLISHED, org_id, names)
+    published = {(r["pack"], r["version"]): list(r["policies"]) for r in published_rows}
+    tallies: dict[tuple[str, int], dict[str, compliance.PolicyTally]] = {}
+    for r in policy_rows:
+        tallies.setdefault((r["pack"], r["version"]), {})[r["policy"]] = compliance.PolicyTally(
+            int(r["failing"]), {"advisory": int(r["advisory"]),
+                                "mandatory": int(r["mandatory"])})
+    packs = [compliance.pack_view(r, published.get((r["name"], r["version"]), []),
+                                   tallies.get((r["name"], r["version"]), {}))
+             for r in pack_rows]
+    levels = {r["group_name"]: {"advisory": int(r["advisory"]), "mandatory": int(r["mandatory"])}
+              for r in group_rows}
+    groups = [{"name": r["name"], **compliance.entity_counts(r),
+               "violations": levels.get(r["name"], {"advisory": 0, "mandatory": 0})}
+              for r in sorted((r for r in entities if r["kind"] == "group"),
+                              key=lambda r: r["name"])]
+    return packs, groups

@@ -1,0 +1,227 @@
+"""The compliance summary the worker's store keeps, against the real Postgres: after
+every step it answers what aggregating the current state itself answers (newer
+evaluations replace older ones, late older ones do not, concurrent writers of one
+org add up), it equals a summary rebuilt from scratch, and the migration that adds
+it fills it from a database stored before."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from gavel import compliance, compliance_summary
+from gavel.db import create_pool
+from gavel.migrations import discover, migrate
+from gavel.orgs import create_org
+from gavel.settings import Settings
+from tests.compliance_oracle import compliance_from_current_state
+from tests.policy_setup import org_id, publish
+from tests.result_seed import Evaluation, seed
+from tests.result_seed import Violation as SeededViolation
+from worker.evaluate import PackResult, Violation
+from worker.index import Applicable, GroupRef
+from worker.store import Finished, store_batch
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+BASELINE = [{"name": "no-public", "enforcementLevel": "mandatory", "rego": ""},
+            {"name": "encryption", "enforcementLevel": "advisory", "rego": ""}]
+FILTERS: list[dict[str, Any]] = [
+    {}, {"entityType": "stack"}, {"entityType": "account"}, {"group": "prod"},
+    {"group": "shared"}, {"group": "absent"}, {"pack": "baseline"}, {"pack": "tagging"},
+    {"group": "prod", "pack": "baseline"}, {"entityType": "stack", "group": "shared"},
+    {"entityType": "account", "pack": "baseline"},
+]
+
+
+def run(pack: str, version: int, groups: list[str], *found: tuple[str, str],
+        error: bool = False) -> PackResult:
+    """A pack's result: ``found`` is (policy, level) per violation."""
+    applicable = Applicable(0, pack, version, f"{version}.0.0", {},
+                            tuple(GroupRef(g, "audit") for g in groups))
+    return PackResult(applicable, error="failed" if error else None, violations=[
+        Violation(list(groups), pack, version, f"{version}.0.0", policy, level, f"urn:{n}",
+                  f"{policy} broken", None) for n, (policy, level) in enumerate(found)])
+
+
+def finished(oid: int, entity: str, at: datetime, *runs: PackResult,
+             entity_type: str = "stack") -> Finished:
+    levels = {v.level for r in runs for v in r.violations}
+    outcome = "error" if any(r.error for r in runs) else "mandatory" \
+        if "mandatory" in levels else "advisory" if levels else "pass"
+    evaluation_id = uuid.uuid4()
+    return Finished(evaluation_id, str(evaluation_id), oid, entity_type, entity, "update", at,
+                    1, outcome, False, list(runs), "test")
+
+
+async def store(pool: asyncpg.Pool, *batch: Finished) -> None:
+    async with pool.acquire() as conn:
+        await store_batch(conn, list(batch))
+
+
+async def answers(pool: asyncpg.Pool, oid: int) -> list[Any]:
+    """The summary's answer for every filter, checked against the current state's."""
+    found = []
+    for filters in FILTERS:
+        packs, groups, total = await compliance.compliance(pool, oid, filters, 0, 1000)
+        assert (packs, groups) == await compliance_from_current_state(pool, oid, filters), \
+            filters
+        assert total == len(packs)
+        found.append((packs, groups))
+    return found
+
+
+async def summary_rows(pool: asyncpg.Pool, oid: int) -> dict[str, list[tuple[Any, ...]]]:
+    tables = ("current_pack_results", *(t.name for t in compliance_summary.COUNT_TABLES))
+    return {table: sorted(tuple(r) for r in await pool.fetch(
+        f"SELECT * FROM {table} WHERE org_id = $1", oid)) for table in tables}
+
+
+async def assert_as_rebuilt(pool: asyncpg.Pool, oid: int) -> None:
+    """The counts kept step by step are those of a summary rebuilt from scratch."""
+    kept = await summary_rows(pool, oid)
+    async with pool.acquire() as conn:
+        await compliance_summary.rebuild(conn, oid)
+    assert await summary_rows(pool, oid) == kept
+
+
+async def latest(pool: asyncpg.Pool, oid: int, entity: str) -> uuid.UUID:
+    return await pool.fetchval(
+        "SELECT evaluation_id FROM latest_evaluations WHERE org_id = $1 AND entity_key = $2",
+        oid, entity)
+
+
+async def test_summary_follows_the_latest_evaluation(pool: asyncpg.Pool, new_org) -> None:
+    org, _ = await new_org()
+    oid = await org_id(pool, org)
+    await publish(pool, org, "baseline", BASELINE)
+    await publish(pool, org, "baseline", BASELINE)
+
+    await store(pool, finished(
+        oid, "web/prod", T0 + timedelta(hours=1),
+        run("baseline", 1, ["prod"], ("no-public", "mandatory"), ("no-public", "mandatory"),
+            ("encryption", "advisory")),
+        run("tagging", 1, ["prod", "shared"], ("required-tags", "advisory"))), finished(
+        oid, "api/dev", T0 + timedelta(hours=1), run("baseline", 1, ["default-policy-group"])),
+        finished(oid, "acct-a", T0 + timedelta(hours=1),
+                 run("baseline", 2, ["default-account-policy-group"],
+                     ("no-public", "advisory")), entity_type="account"))
+    first = await answers(pool, oid)
+    assert first[0][0][0]["entitiesEvaluated"] == 2  # baseline 1: web/prod and api/dev
+
+    newer = finished(oid, "web/prod", T0 + timedelta(hours=3),
+                     run("baseline", 1, ["prod"], error=True),
+                     run("tagging", 1, ["prod", "shared"]))
+    await store(pool, newer)
+    replaced = await answers(pool, oid)
+    assert replaced != first
+
+    # an older evaluation arriving late is history, not the current state
+    await store(pool, finished(oid, "web/prod", T0 + timedelta(hours=2),
+                               run("baseline", 1, ["prod"], *[("no-public", "mandatory")] * 5)))
+    assert await latest(pool, oid, "web/prod") == newer.evaluation_id
+    assert await answers(pool, oid) == replaced
+
+    # two evaluations of one entity in one batch: the newer wins; a pack version run
+    # twice (under groups with different configs) counts once
+    await store(pool, finished(
+        oid, "api/dev", T0 + timedelta(hours=5),
+        run("tagging", 1, ["prod"], ("required-tags", "advisory")), run("tagging", 1, ["shared"]),
+        run("baseline", 2, ["default-policy-group"], ("encryption", "advisory"))), finished(
+        oid, "api/dev", T0 + timedelta(hours=4), run("baseline", 1, ["default-policy-group"])))
+    await answers(pool, oid)
+    await assert_as_rebuilt(pool, oid)
+
+    # the same results again change no count; no packs at all leave none behind
+    await store(pool, finished(oid, "web/prod", T0 + timedelta(hours=6),
+                               run("baseline", 1, ["prod"], error=True),
+                               run("tagging", 1, ["prod", "shared"])))
+    await answers(pool, oid)
+    for entity, entity_type in (("web/prod", "stack"), ("api/dev", "stack"),
+                                ("acct-a", "account")):
+        await store(pool, finished(oid, entity, T0 + timedelta(hours=7),
+                                   entity_type=entity_type))
+    assert await answers(pool, oid) == [([], [])] * len(FILTERS)
+    assert all(rows == [] for rows in (await summary_rows(pool, oid)).values())
+
+
+def random_runs(rng: random.Random) -> list[PackResult]:
+    menu = [("baseline", 1, ["prod"]), ("baseline", 2, ["prod", "shared"]),
+            ("tagging", 1, ["shared"]), ("tagging", 1, ["team-a"]),
+            ("baseline", 1, ["default-policy-group"])]
+    runs = []
+    for pack, version, groups in rng.sample(menu, rng.randrange(len(menu) + 1)):
+        found = [(rng.choice(["no-public", "encryption", "required-tags"]),
+                  rng.choice(["advisory", "mandatory"])) for _ in range(rng.randrange(4))]
+        runs.append(run(pack, version, groups, *found, error=rng.random() < 0.1))
+    return runs
+
+
+async def test_concurrent_writers_of_one_org_add_up(pool: asyncpg.Pool, new_org) -> None:
+    org, _ = await new_org()
+    oid = await org_id(pool, org)
+    entities = [(f"proj/stack-{n}", "stack") for n in range(12)] + \
+        [(f"account-{n}", "account") for n in range(4)]
+
+    async def writer(seed_value: int) -> None:
+        rng = random.Random(seed_value)
+        async with pool.acquire() as conn:
+            for _ in range(25):
+                batch = [finished(oid, key, T0 + timedelta(minutes=rng.randrange(600)),
+                                  *random_runs(rng), entity_type=entity_type)
+                         for key, entity_type in rng.sample(entities, 6)]
+                await store_batch(conn, batch)
+
+    await asyncio.gather(writer(1), writer(2), writer(3))
+    await answers(pool, oid)
+    await assert_as_rebuilt(pool, oid)
+
+
+async def test_migration_fills_the_summary_from_stored_results(
+        stack_env: dict[str, str], settings: Settings, session_id: str) -> None:
+    base_url = stack_env["GAVEL_DATABASE_URL"]
+    name = f"gavel_test_{session_id}_summary"
+    admin = await asyncpg.connect(base_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = base_url.rsplit("/", 1)[0] + f"/{name}"
+        conn = await asyncpg.connect(url)
+        try:
+            await migrate(conn, [m for m in discover() if m.version < 6])
+            pool = await create_pool(settings.database.model_copy(update={"url": url}))
+            try:
+                oid, _ = await create_org(pool, "before")
+                await seed(pool, oid, stored_before(), summary=False)
+                await migrate(conn)
+                assert (await answers(pool, oid))[0][0]
+                await assert_as_rebuilt(pool, oid)
+            finally:
+                await pool.close()
+        finally:
+            await conn.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def stored_before() -> list[Evaluation]:
+    at = datetime(2025, 6, 1, tzinfo=UTC)
+    public = SeededViolation("baseline", "no-public", "mandatory", ["prod"])
+    # the same pack version under a group whose config makes the policy advisory
+    staging = SeededViolation("baseline", "no-public", "advisory", ["staging"])
+    tags = SeededViolation("tagging", "required-tags", "advisory", ["prod", "shared"])
+    return [
+        Evaluation("stack", "web/prod", at, [public] * 3),
+        Evaluation("stack", "web/prod", at + timedelta(hours=1), [public, staging, tags],
+                   packs=[("baseline", 1, ["prod"], False), ("baseline", 1, ["staging"], False),
+                          ("tagging", 1, ["prod", "shared"], False)]),
+        Evaluation("stack", "api/prod", at, [],
+                   packs=[("baseline", 1, ["prod"], True), ("tagging", 1, ["shared"], False)]),
+        Evaluation("account", "acct-a", at,
+                   [SeededViolation("baseline", "encryption", "advisory",
+                                    ["default-account-policy-group"], version=2)]),
+    ]
