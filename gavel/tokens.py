@@ -83,5 +83,9 @@ class TokenCache:
             self._entries.pop(key, None)
         return found
 
+    def forget(self, token_id: uuid.UUID) -> None:
+        for key in [k for k, (_, p) in self._entries.items() if p.token_id == token_id]:
+            del self._entries[key]
+
     def clear(self, *_notification: object) -> None:
         self._entries.clear()

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from api.errors import BadRequest, NotFound
 from api.json import Body, json_response, parse_body
-from api.keys import POOL, principal
+from api.keys import POOL, TOKEN_CACHE, principal
 from gavel.tokens import issue_token
 
 
@@ -54,4 +54,6 @@ async def revoke_token(request: web.Request) -> web.Response:
         token_id, principal(request).org_id)
     if done is None:
         raise NotFound(f"Token '{token_id}' not found")
+    # this process forgets it now; the others when the change's notification arrives
+    request.app[TOKEN_CACHE].forget(token_id)
     return web.Response(status=204)
