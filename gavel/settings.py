@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "GAVEL_"
@@ -67,7 +74,8 @@ class OpaSettings(Section):
     max_requests: int = Field(default=4, ge=1, le=256)
     batch_size: int = Field(default=32, ge=1, le=1000)
     # pack versions a worker keeps loaded in OPA, least recently used removed first
-    # (0: no limit)
+    # (0: no limit); well above max_requests, so that no version is removed while a
+    # query of it is on its way
     max_pack_versions: int = Field(default=100, ge=0)
 
     @field_validator("url")
@@ -81,6 +89,15 @@ class OpaSettings(Section):
     @classmethod
     def _optional_http_url(cls, value: str) -> str:
         return _checked_http_url(value) if value else value
+
+    @field_validator("max_pack_versions")
+    @classmethod
+    def _room_for_queries_in_flight(cls, value: int, info: ValidationInfo) -> int:
+        least = 2 * info.data.get("max_requests", 1)
+        if 0 < value < least:
+            raise ValueError(f"must be 0 (no limit) or at least {least}, twice "
+                             "GAVEL_OPA_MAX_REQUESTS")
+        return value
 
     @property
     def checks_url(self) -> str:

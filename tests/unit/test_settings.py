@@ -51,6 +51,8 @@ def test_loaded_pack_versions_are_bounded_unless_zero(env: pytest.MonkeyPatch) -
     assert load_settings().opa.max_pack_versions == 100
     env.setenv("GAVEL_OPA_MAX_PACK_VERSIONS", "0")
     assert load_settings().opa.max_pack_versions == 0
+    env.setenv("GAVEL_OPA_MAX_PACK_VERSIONS", "8")
+    assert load_settings().opa.max_pack_versions == 8
 
 
 @pytest.mark.parametrize(("variable", "value", "expected"), [
@@ -61,6 +63,7 @@ def test_loaded_pack_versions_are_bounded_unless_zero(env: pytest.MonkeyPatch) -
     ("GAVEL_OPA_URL", "127.0.0.1:8181", "GAVEL_OPA_URL: must start with http"),
     ("GAVEL_OPA_CHECK_URL", "opa-check:8181", "GAVEL_OPA_CHECK_URL: must start with http"),
     ("GAVEL_OPA_MAX_PACK_VERSIONS", "-1", "GAVEL_OPA_MAX_PACK_VERSIONS"),
+    ("GAVEL_OPA_MAX_PACK_VERSIONS", "7", "GAVEL_OPA_MAX_PACK_VERSIONS: must be 0 .* at least 8"),
     ("GAVEL_WORKER_CONCURRENCY", "0", "GAVEL_WORKER_CONCURRENCY"),
     ("GAVEL_LOG_LEVEL", "loud", "GAVEL_LOG_LEVEL"),
 ])
