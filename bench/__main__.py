@@ -7,12 +7,22 @@ import asyncio
 import logging
 import sys
 
-from bench import api_load, audit, latency, pack_scale, pipeline, queries, resolution, store
+from bench import (
+    api_load,
+    audit,
+    latency,
+    opa_modules,
+    pack_scale,
+    pipeline,
+    queries,
+    resolution,
+    store,
+)
 from bench.report import Report
 
 BENCHMARKS = {"pipeline": pipeline, "resolution": resolution, "latency": latency,
               "packs": pack_scale, "api": api_load, "audit": audit, "queries": queries,
-              "store": store}
+              "store": store, "opa-modules": opa_modules}
 
 
 def main(argv: list[str] | None = None) -> int:

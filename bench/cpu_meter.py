@@ -68,6 +68,8 @@ class CpuMeter:
         ports = {"postgres": urlsplit(settings.database.url).port,
                  "kafka": int(settings.kafka.bootstrap_servers.split(",")[0].rsplit(":", 1)[1]),
                  "opa": urlsplit(settings.opa.url).port}
+        if settings.opa.checks_url != settings.opa.url:
+            ports["opa-check"] = urlsplit(settings.opa.checks_url).port
         self._servers = {name: listening_pid(port) for name, port in ports.items() if port}
         self._running = running
 

@@ -1,13 +1,15 @@
 """packs: publishing and applying many pack versions, and loading them into OPA.
 
 N packs (``pack-00000``…, each the aws-baseline policies) are published one after the
-other over HTTP (every publish compile-checks its modules in OPA), each applied with
-``addPolicyPack`` to a group of its own whose one stack then sends a ``preview``
-event: that first evaluation makes the worker load the version's modules into OPA,
-so OPA holds 5 more modules (4 policies and a runner) after every pack. A second
-event to the same stack is timed too (modules already loaded); cold minus warm is
-the cost of loading the pack into OPA. ``--no-load`` leaves out both events, so OPA
-never holds more than the modules one publish checks.
+other over HTTP (every publish compile-checks its modules in the checking OPA,
+``GAVEL_OPA_CHECK_URL``, which the dev stack runs apart from the worker's), each
+applied with ``addPolicyPack`` to a group of its own whose one stack then sends a
+``preview`` event: that first evaluation makes the worker load the version's modules
+into its OPA, 5 modules (4 policies and a runner) per version, up to
+``GAVEL_OPA_MAX_PACK_VERSIONS`` versions (``--max-pack-versions``), beyond which it
+removes the least recently used. A second event to the same stack is timed too
+(modules already loaded); cold minus warm is the cost of loading the pack into OPA.
+``--no-load`` leaves out both events, so the worker loads nothing.
 
 The run stops publishing when ``--budget`` seconds are used up and compares the first
 and the last W packs of those done. Groups and stacks are written straight to
@@ -54,6 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "compare what was done")
     parser.add_argument("--no-load", action="store_true",
                         help="publish and apply only: no events, so the worker loads nothing")
+    parser.add_argument("--max-pack-versions", type=int, metavar="N",
+                        help="the worker's GAVEL_OPA_MAX_PACK_VERSIONS (default: its setting)")
     parser.add_argument("--timeout", type=float, default=120.0,
                         help="give up on one evaluation after this many seconds")
     parser.add_argument("--profile", metavar="DIR",
@@ -84,8 +88,14 @@ async def run(args: argparse.Namespace) -> Report:
                               "load": not args.no_load})
     async with scratch(with_topics=True) as (settings, env), \
             pool_context(settings.database) as pool, \
-            services(settings, env, args.profile) as running:
+            services(settings, _worker_env(env, args), args.profile) as running:
         report.add("load average at start (1/5/15 min)", load_average())
+        report.add("publish checks in", "a separate OPA" if settings.opa.checks_url !=
+                   settings.opa.url else "the worker's OPA")
+        report.add("pack versions the worker keeps loaded at most",
+                   args.max_pack_versions if args.max_pack_versions is not None
+                   else settings.opa.max_pack_versions)
+        report.add("modules in the worker's OPA at start", await _modules_held(settings.opa.url))
         org_id, token = await org_token(pool)
         await _groups_with_one_stack(pool, org_id, args.packs)
         await running.start_api()
@@ -105,10 +115,18 @@ async def run(args: argparse.Namespace) -> Report:
             report.add("stopped early", f"budget of {args.budget:.0f}s used up")
         if not args.no_load:
             report.add("modules the worker loaded into OPA", done * MODULES_PER_PACK)
+            report.add("modules in the worker's OPA at the end",
+                       await _modules_held(settings.opa.url))
         _figures(report, timings, done, min(args.window, done // 2))
         report.add("load average at end (1/5/15 min)", load_average())
         report.add("logs", running.log_paths())
     return report
+
+
+def _worker_env(env: dict[str, str], args: argparse.Namespace) -> dict[str, str]:
+    if args.max_pack_versions is None:
+        return env
+    return {**env, "GAVEL_OPA_MAX_PACK_VERSIONS": str(args.max_pack_versions)}
 
 
 async def _groups_with_one_stack(pool: asyncpg.Pool, org_id: int, count: int) -> None:
@@ -150,6 +168,13 @@ async def _publish_all(client: GavelClient, args: argparse.Namespace) -> tuple[T
     return timings, done
 
 
+async def _modules_held(opa_url: str) -> int:
+    async with aiohttp.ClientSession() as session, \
+            session.get(f"{opa_url}/v1/policies") as resp:
+        body = await resp.json()
+    return sum(1 for policy in body["result"] if policy["id"].startswith("gavel/"))
+
+
 async def _decide(client: GavelClient, index: int, event: list[dict[str, Any]],
                   timeout: float) -> dict[str, Any]:
     evaluation_id = await client.post_event(PROJECT, _stack(index), "preview", event)
@@ -176,5 +201,7 @@ def _figures(report: Report, timings: Timings, done: int, window: int) -> None:
             report.add(f"load into OPA (cold - warm), {label}: median",
                        percentile(loads, 0.5), "ms")
     if done:
-        report.add("publish: 1st pack", timings.ms["publish"][0], "ms")
-        report.add(f"publish: pack {done}", timings.ms["publish"][done - 1], "ms")
+        for step in ("publish", "first evaluation"):
+            if timings.ms[step]:
+                report.add(f"{step}: 1st pack", timings.ms[step][0], "ms")
+                report.add(f"{step}: pack {done}", timings.ms[step][done - 1], "ms")
