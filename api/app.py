@@ -12,7 +12,7 @@ from aiohttp import web
 
 from api.audit_planner import AuditPlanner
 from api.auth import auth_middleware
-from api.eager_publisher import eager_publisher
+from api.eager_publisher import EagerPublisher
 from api.errors import error_middleware
 from api.evaluation_waiters import notifications
 from api.keys import EAGER_PUBLISHER, OPA, OPA_CHECK, POOL, SETTINGS
@@ -31,8 +31,9 @@ async def _postgres(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _eager_publisher(app: web.Application) -> AsyncIterator[None]:
-    async with eager_publisher(app[POOL], app[SETTINGS].kafka) as publisher:
-        app[EAGER_PUBLISHER] = publisher
+    publisher = EagerPublisher(app[POOL], app[SETTINGS].kafka)
+    app[EAGER_PUBLISHER] = publisher
+    async with background(publisher.run(), "eager-publisher"):
         yield
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import asyncpg
@@ -21,7 +20,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from gavel.evaluations import Accepted
-from gavel.kafka import make_producer
+from gavel.kafka import start_producer
 from gavel.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -38,7 +37,6 @@ class EagerPublisher:
         self._acked: list[tuple[int, datetime]] = []  # (outbox id, acknowledged at)
         self._wake = asyncio.Event()
         self._sending: set[asyncio.Task[None]] = set()
-        self.published = 0
 
     @property
     def grace(self) -> float:
@@ -67,7 +65,8 @@ class EagerPublisher:
     async def run(self) -> None:
         """Keep a producer and mark acknowledged rows, until cancelled."""
         try:
-            self._producer = await self._start_producer()
+            self._producer = await start_producer(
+                self._kafka, "eager publishing (the relay publishes meanwhile)")
             while True:
                 await self._wake.wait()
                 await asyncio.sleep(MARK_INTERVAL)  # gather a batch
@@ -75,20 +74,6 @@ class EagerPublisher:
                 await self._mark()
         finally:
             await self._stop()
-
-    async def _start_producer(self) -> AIOKafkaProducer:
-        delay = 0.5
-        while True:
-            producer = make_producer(self._kafka)
-            try:
-                await producer.start()
-                return producer
-            except Exception as exc:
-                await producer.stop()
-                log.info("eager publishing waits for Kafka (%s); the relay publishes "
-                         "meanwhile", exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10)
 
     async def _mark(self) -> None:
         acked, self._acked = self._acked, []
@@ -100,7 +85,6 @@ class EagerPublisher:
                 """UPDATE outbox o SET published_at = a.at
                    FROM unnest($1::bigint[], $2::timestamptz[]) AS a(id, at)
                    WHERE o.id = a.id""", list(ids), list(times))
-            self.published += len(ids)
         except (asyncpg.PostgresError, OSError) as exc:
             # left unmarked, the relay sends them again after the grace: duplicates only
             log.warning("marking %d eagerly published outbox rows failed: %r", len(acked), exc)
@@ -114,15 +98,3 @@ class EagerPublisher:
         if producer is not None:
             await producer.stop()
 
-
-@contextlib.asynccontextmanager
-async def eager_publisher(pool: asyncpg.Pool, kafka: KafkaSettings
-                          ) -> AsyncIterator[EagerPublisher]:
-    publisher = EagerPublisher(pool, kafka)
-    task = asyncio.create_task(publisher.run(), name="eager-publisher")
-    try:
-        yield publisher
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

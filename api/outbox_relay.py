@@ -15,7 +15,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from api.leadership import lead_forever
-from gavel.kafka import make_producer
+from gavel.kafka import start_producer
 from gavel.outbox import CHANNEL
 from gavel.settings import KafkaSettings
 
@@ -42,25 +42,13 @@ class OutboxRelay:
 
     async def _lead(self, conn: asyncpg.Connection) -> None:
         await conn.add_listener(CHANNEL, lambda *_: self._wake.set())
-        producer = await self._start_producer()
+        producer = await start_producer(self._kafka, "outbox relay")
         try:
             # its own connection: under load the API's pool queue would delay publishing
             await self._publish_forever(producer, conn)
         finally:
             await producer.stop()
 
-    async def _start_producer(self) -> AIOKafkaProducer:
-        delay = 0.5
-        while True:
-            producer = make_producer(self._kafka)
-            try:
-                await producer.start()
-                return producer
-            except Exception as exc:
-                await producer.stop()
-                log.warning("outbox relay cannot reach Kafka (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10)
 
     async def _publish_forever(self, producer: AIOKafkaProducer,
                                conn: asyncpg.Connection) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -50,6 +51,22 @@ def make_producer(settings: KafkaSettings, **overrides: object) -> AIOKafkaProdu
     }
     options.update(overrides)
     return AIOKafkaProducer(**options)
+
+
+async def start_producer(settings: KafkaSettings, waiting: str) -> AIOKafkaProducer:
+    """A started producer, retrying with backoff (0.5 s doubling to 10 s) until Kafka
+    answers; ``waiting`` says in the log what waits meanwhile."""
+    delay = 0.5
+    while True:
+        producer = make_producer(settings)
+        try:
+            await producer.start()
+            return producer
+        except Exception as exc:
+            await producer.stop()
+            log.warning("%s cannot reach Kafka (%s); retrying in %.1fs", waiting, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10)
 
 
 def make_consumer(settings: KafkaSettings, *topics: str, **overrides: object) -> AIOKafkaConsumer:

@@ -8,7 +8,6 @@ lock of the session database and would publish the rows itself.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -17,6 +16,7 @@ import asyncpg
 import pytest_asyncio
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from api.app import background
 from api.outbox_relay import OutboxRelay
 from gavel.db import create_pool
 from gavel.group_updates import update_group
@@ -52,17 +52,6 @@ async def make_changes(pool: asyncpg.Pool, topic: str) -> str:
     return org
 
 
-@contextlib.asynccontextmanager
-async def running(relay: OutboxRelay) -> AsyncIterator[None]:
-    task = asyncio.create_task(relay.run())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
 async def test_changes_wait_for_kafka_and_arrive_once_in_order(
         own_database: str, settings: Settings) -> None:
     topic = f"test-outbox-{uuid.uuid4().hex[:8]}"
@@ -76,14 +65,14 @@ async def test_changes_wait_for_kafka_and_arrive_once_in_order(
     try:
         down = KafkaSettings(bootstrap_servers=f"127.0.0.1:{closed_port()}")
         dead_relay = OutboxRelay(own_database, down, sweep_interval=0.2)
-        async with running(dead_relay):
+        async with background(dead_relay.run(), "outbox-relay"):
             org = await make_changes(pool, topic)
             await asyncio.sleep(3)
             assert dead_relay.published == 0
             assert await backlog(pool) == 20
 
         live_relay = OutboxRelay(own_database, settings.kafka, sweep_interval=0.2)
-        async with running(live_relay):
+        async with background(live_relay.run(), "outbox-relay"):
             for _ in range(300):
                 if await backlog(pool) == 0:
                     break
