@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 from aiohttp.test_utils import TestClient
 
+from api.keys import EAGER_PUBLISHER
 from gavel.evaluations import accept_event
 from gavel.settings import Settings
 from tests.e2e.test_evaluation_flow import CLEAN, result, send
@@ -27,6 +28,11 @@ async def _published(pool: asyncpg.Pool, evaluation_id: str) -> asyncpg.Record:
 async def test_accepted_event_is_published_before_the_relay_would(
         client: TestClient, worker: Any, pool: asyncpg.Pool, new_org) -> None:
     org, token = await new_org()
+    publisher = client.server.app[EAGER_PUBLISHER]
+    for _ in range(200):  # its producer starts in the background with the app
+        if publisher.grace > 0:
+            break
+        await asyncio.sleep(0.05)
     accepted = await send(client, token, org, "web", "prod", "preview", [CLEAN])
     row = await _published(pool, accepted["id"])
     assert row["publish_after"] is not None
