@@ -78,13 +78,18 @@ def checked_resources(resources: list[Any]) -> list[dict[str, Any]]:
     return resources
 
 
-class EventBase(BaseModel):
+class Envelope(BaseModel):
+    """The fields every message Gavel writes to Kafka starts with (see ``envelope``)."""
+
     model_config = ConfigDict(extra="forbid")
 
     schema_: Literal[1] = Field(alias="schema")
     eventId: str = Field(min_length=1, max_length=200)
     org: str = Field(min_length=1, max_length=100)
     occurredAt: datetime
+
+
+class EventBase(Envelope):
     evaluationId: uuid.UUID
     resources: Annotated[list[Any], AfterValidator(checked_resources)]
     # the org's policy group revision when the event was accepted: the worker evaluates
@@ -111,15 +116,9 @@ class AccountEvent(EventBase):
     chunks: int = Field(default=1, ge=1)
 
 
-class AuditChunk(BaseModel):
+class AuditChunk(Envelope):
     """Value on ``gavel.audit-chunks``, key ``auditId/chunk``: entities to re-evaluate."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    schema_: Literal[1] = Field(alias="schema")
-    eventId: str = Field(min_length=1, max_length=200)
-    org: str = Field(min_length=1, max_length=100)
-    occurredAt: datetime
     auditId: uuid.UUID
     chunk: int = Field(ge=1)
     entityType: Literal["stack", "account"]
