@@ -237,11 +237,9 @@ async def replace_current_state(conn: asyncpg.Connection, advanced: Sequence[asy
                                 ) -> list[asyncpg.Record]:
     """The current violations and pack runs of the entities in ``advanced`` (rows with
     org_id, entity_type, entity_key, evaluation_id) become those of that evaluation;
-    returns the change of the counts, for ``add``."""
-    # Planning this statement costs more than running it for a few entities, and its
-    # plan (index lookups per entity) suits any batch: plan it once per connection.
-    # The rest of the store transaction is simple statements.
-    await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+    returns the change of the counts, for ``add``. Planning this statement costs more
+    than running it for a few entities: the caller's transaction should plan it once per
+    connection, with index lookups (``gavel.db.plan_by_key``)."""
     return await conn.fetch(_REPLACE, [r["org_id"] for r in advanced],
                             [r["entity_type"] for r in advanced],
                             [r["entity_key"] for r in advanced],

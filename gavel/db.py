@@ -29,6 +29,16 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
                               schema="pg_catalog", format="binary")
 
 
+async def plan_by_key(conn: asyncpg.Connection) -> None:
+    """For the rest of a transaction whose statements all find their rows by key: plan
+    each once per connection (a generic plan suits any batch; planning can cost more
+    than running), and never as a sequential scan. A plan made while the tables were
+    small or never analyzed, as in a fresh installation, would otherwise scan whole
+    tables, and keep doing so as they grow, until autovacuum analyzes them."""
+    await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan; "
+                       "SET LOCAL enable_seqscan = off")
+
+
 class PooledConnection(asyncpg.Connection):
     """Pool connections keep no session state (LISTEN, session locks and session
     settings live on dedicated connections), so handing one back needs no reset

@@ -19,6 +19,7 @@ import asyncpg
 import orjson
 
 from gavel import compliance_summary
+from gavel.db import plan_by_key
 from gavel.events import AccountEvent, StackEvent
 from worker.evaluate import PackResult
 
@@ -96,6 +97,7 @@ async def store_batch(conn: asyncpg.Connection,
     unique = {done.evaluation_id: done for done in batch}
     items = sorted(unique.values(), key=lambda d: (d.org_id, d.entity_type, d.entity_key))
     async with conn.transaction():
+        await plan_by_key(conn)
         stored = await _finish_or_insert(conn, items)
         new = [done for done in items if done.evaluation_id in stored]
         if not new:
