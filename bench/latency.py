@@ -4,6 +4,10 @@ The API (with its outbox relay) and one worker run as separate processes. A
 preventative group applies aws-baseline to S stacks. At each rate, one ``preview``
 event per 1/rate seconds is POSTed to the ingest endpoint and its evaluation
 long-polled (``?wait=30``) until finished; latency is POST sent -> long-poll answered.
+A warm-up at ``--warm-up-rate`` for ``--warm-up`` seconds, not counted, comes first:
+the broker's JVM compiles its hot paths during its first minute or two under load
+(Kafka's CPU per message falls about threefold), and a long-running deployment is
+measured warm.
 The CPU share of each process (servers, API, worker, generator) during each phase
 shows which one saturates.
 """
@@ -29,7 +33,6 @@ from bench.services import Services, services
 from gavel.db import pool_context
 
 GROUP = "preventative-baseline"
-WARM_UP_DECISIONS = 40
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,6 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each rate")
     parser.add_argument("--resources", type=int, default=10, help="resources per event")
     parser.add_argument("--stacks", type=int, default=200, help="stacks in the group")
+    parser.add_argument("--warm-up", type=float, default=90.0, metavar="SECONDS",
+                        help="uncounted load before the first rate (default 90)")
+    parser.add_argument("--warm-up-rate", type=float, default=100.0,
+                        help="events/s during the warm-up (default 100)")
     parser.add_argument("--timeout", type=float, default=180.0,
                         help="give up on one decision after this many seconds")
     parser.add_argument("--profile", metavar="DIR",
@@ -47,7 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def run(args: argparse.Namespace) -> Report:
     report = Report("latency", {"rates": args.rates, "seconds": args.seconds,
-                                "resources": args.resources, "stacks": args.stacks})
+                                "resources": args.resources, "stacks": args.stacks,
+                                "warm-up": f"{args.warm_up:g} s at {args.warm_up_rate:g}/s"})
     stacks = [(PROJECTS[i % len(PROJECTS)], f"stack-{i}") for i in range(args.stacks)]
     async with scratch(with_topics=True) as (settings, env), \
             pool_context(settings.database) as pool, \
@@ -73,8 +81,9 @@ async def _phases(args: argparse.Namespace, client: GavelClient, running: Servic
                   meter: CpuMeter, stacks: list[tuple[str, str]], report: Report,
                   pool: asyncpg.Pool) -> None:
     rng = random.Random(args.seed)
-    warm = await run_phase(client, 10, _decisions(rng, stacks, WARM_UP_DECISIONS,
-                                                  args.resources), args.timeout)
+    warm_up = max(1, round(args.warm_up * args.warm_up_rate))
+    warm = await run_phase(client, args.warm_up_rate,
+                           _decisions(rng, stacks, warm_up, args.resources), args.timeout)
     if warm.errors:
         raise SystemExit(f"warm-up failed: {warm.errors}; see {running.log_paths()}")
     for rate in [float(r) for r in args.rates.split(",")]:
@@ -126,6 +135,9 @@ def _add_phase(report: Report, result: PhaseResult) -> None:
         report.add(f"{at} decision latency {name}",
                    percentile(result.latencies_ms, fraction), "ms")
     report.add(f"{at} send lag p99", percentile(result.send_lag_ms, 0.99), "ms")
+    for stage, values in result.stages_ms.items():
+        for name, fraction in (("p50", 0.50), ("p99", 0.99)):
+            report.add(f"{at} {stage} {name}", percentile(values, fraction), "ms")
     report.add(f"{at} errors", sum(result.errors.values()))
     for kind, count in sorted(result.errors.items()):
         report.add(f"{at} errors: {kind}", count)
