@@ -1,7 +1,9 @@
 """pipeline: stack events through Kafka, the worker, OPA and Postgres, against raw OPA.
 
 The worker runs as a separate ``python -m gavel.cli worker`` process. A warm-up batch
-goes through first (consumer group joined, pack modules loaded in OPA); then N events
+goes through first (consumer group joined, pack modules loaded in OPA, and enough
+messages for the broker's JVM to compile its hot paths: cold, it spends about 3x the
+CPU per message, which on a shared machine comes out of OPA's share); then N events
 are produced, each stamped ``occurredAt`` when sent, and the run ends when all N
 evaluations are in Postgres. Latency is ``occurredAt -> evaluations.finished_at``.
 """
@@ -31,7 +33,6 @@ from gavel.kafka import ensure_topics, make_producer
 from gavel.settings import Settings
 
 PACK_CONFIG: dict[str, Any] = {"required-tags": {"requiredTags": ["owner"]}}
-WARM_UP_EVENTS = 100
 POLL_SECONDS = 0.2
 
 
@@ -39,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events", type=int, default=2000, help="stack events (default 2000)")
     parser.add_argument("--resources", type=int, default=10, help="resources per event")
     parser.add_argument("--packs", type=int, default=1, help="copies of aws-baseline applied")
+    parser.add_argument("--warm-up", type=int, default=3000, metavar="EVENTS",
+                        help="uncounted events through the worker first (default 3000)")
     parser.add_argument("--timeout", type=float, default=600.0,
                         help="give up waiting for evaluations after this many seconds")
     parser.add_argument("--profile", metavar="FILE",
@@ -52,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def run(args: argparse.Namespace) -> Report:
     report = Report("pipeline", {"events": args.events, "resources": args.resources,
-                                 "packs": args.packs})
+                                 "packs": args.packs, "warm-up events": args.warm_up})
     async with scratch(with_topics=True) as (settings, env):
         report.parameters["concurrency"] = settings.worker.concurrency
         report.parameters["raw OPA concurrency"] = args.raw_concurrency
@@ -84,7 +87,7 @@ async def _through_worker(args: argparse.Namespace, settings: Settings, env: dic
     await producer.start()
     worker.start()
     try:
-        warm = _events(args, "warm", min(WARM_UP_EVENTS, args.events))
+        warm = _events(args, "warm", max(1, args.warm_up))
         await _produce(producer, settings, warm)
         await _wait_for(pool, worker, "warm", len(warm), args.timeout, log_path)
         if args.profile:
