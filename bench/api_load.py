@@ -69,7 +69,7 @@ async def run(args: argparse.Namespace) -> Report:
                 pool, org_id, GROUP, max(1, args.violations // VIOLATIONS_PER_STACK),
                 VIOLATIONS_PER_STACK)
             report.add("current violations seeded", seeded)
-            load = Load(args, client, running, CpuMeter(settings, running), report)
+            load = Load(args, client, running, CpuMeter(settings, running.processes), report)
             group_url = f"{running.base_url}/api/orgs/{ORG}/policygroups/{GROUP}"
             await load.measure("GET policy group", lambda _: group_url)
             await _violations(load, seeded)

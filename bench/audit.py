@@ -84,7 +84,7 @@ async def run(args: argparse.Namespace) -> Report:
         report.parameters["partitions"] = settings.kafka.partitions
         report.parameters["worker concurrency"] = settings.worker.concurrency
         await running.start_api()
-        meter = CpuMeter(settings, running)
+        meter = CpuMeter(settings, running.processes)
         async with aiohttp.ClientSession() as session:
             client = GavelClient(session, running.base_url, ORG, token)
             runs = []

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import os
 import resource
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from bench.processes import GavelProcess
 from bench.report import Report
-from bench.services import Services
 from gavel.settings import Settings
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -64,19 +65,20 @@ def tree_cpu_seconds(pid: int) -> float:
 
 
 class CpuMeter:
-    def __init__(self, settings: Settings, running: Services) -> None:
+    def __init__(self, settings: Settings,
+                 processes: Callable[[], Iterable[GavelProcess]]) -> None:
         ports = {"postgres": urlsplit(settings.database.url).port,
                  "kafka": int(settings.kafka.bootstrap_servers.split(",")[0].rsplit(":", 1)[1]),
                  "opa": urlsplit(settings.opa.url).port}
         if settings.opa.checks_url != settings.opa.url:
             ports["opa-check"] = urlsplit(settings.opa.checks_url).port
         self._servers = {name: listening_pid(port) for name, port in ports.items() if port}
-        self._running = running
+        self._processes = processes
 
     def sample(self) -> dict[str, float]:
         """CPU seconds so far, by process name."""
         seconds = {name: tree_cpu_seconds(pid) for name, pid in self._servers.items() if pid}
-        for proc in [p for p in (self._running.api, *self._running.workers) if p is not None]:
+        for proc in self._processes():
             if proc.alive():
                 seconds[proc.name] = proc.cpu_seconds()
         usage = resource.getrusage(resource.RUSAGE_SELF)

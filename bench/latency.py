@@ -70,8 +70,8 @@ async def run(args: argparse.Namespace) -> Report:
                 timeout=aiohttp.ClientTimeout(total=LONG_POLL_SECONDS + 30)) as session:
             client = GavelClient(session, running.base_url, ORG, token)
             await group_applying_baseline(client, GROUP, "preventative", stacks)
-            await _phases(args, client, running, CpuMeter(settings, running), stacks, report,
-                          pool)
+            meter = CpuMeter(settings, running.processes)
+            await _phases(args, client, running, meter, stacks, report, pool)
         report.add("load average at end (1/5/15 min)", load_average())
         report.add("logs", running.log_paths())
     return report

@@ -103,7 +103,7 @@ async def run(args: argparse.Namespace) -> Report:
         async with aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=LONG_POLL_SECONDS + 30)) as session:
             client = GavelClient(session, running.base_url, ORG, token)
-            meter = CpuMeter(settings, running)
+            meter = CpuMeter(settings, running.processes)
             before, began = meter.sample(), time.perf_counter()
             with running.profiled("packs"):
                 timings, done = await _publish_all(client, args)

@@ -22,8 +22,10 @@ import asyncpg
 import orjson
 
 from bench import raw_opa
+from bench.cpu_meter import CpuMeter, add_cpu_shares
 from bench.events import stack_event
 from bench.packs import ORG, set_up_org
+from bench.processes import GavelProcess
 from bench.report import Report, percentile
 from bench.scratch import scratch
 from bench.worker_process import WorkerProcess
@@ -62,12 +64,19 @@ async def run(args: argparse.Namespace) -> Report:
         async with pool_context(settings.database) as pool:
             version_ids = await set_up_org(pool, args.packs, PACK_CONFIG)
             events = _events(args, "run")
-            raw = await raw_opa.measure(settings, pool, version_ids, PACK_CONFIG,
-                                        [StackEvent.model_validate(v) for _, v in events],
-                                        args.raw_concurrency)
+            workers: list[GavelProcess] = []
+            meter = CpuMeter(settings, lambda: workers)
+            samples: list[tuple[float, dict[str, float]]] = []
+            raw = await raw_opa.measure(
+                settings, pool, version_ids, PACK_CONFIG,
+                [StackEvent.model_validate(v) for _, v in events], args.raw_concurrency,
+                lambda: samples.append((time.perf_counter(), meter.sample())))
             report.add("raw OPA throughput", raw, "events/s")
             await ensure_topics(settings.kafka)
-            await _through_worker(args, settings, env, pool, events, raw, report)
+            await _through_worker(args, settings, env, pool, events, raw, report,
+                                  meter, workers)
+            (began, before), (ended, after) = samples
+            add_cpu_shares(report, "raw OPA", before, after, ended - began)
     return report
 
 
@@ -80,9 +89,11 @@ def _events(args: argparse.Namespace, run: str, count: int | None = None
 
 async def _through_worker(args: argparse.Namespace, settings: Settings, env: dict[str, str],
                           pool: asyncpg.Pool, events: list[tuple[bytes, dict[str, Any]]],
-                          raw: float, report: Report) -> None:
+                          raw: float, report: Report, meter: CpuMeter,
+                          workers: list[GavelProcess]) -> None:
     log_path = Path(tempfile.gettempdir()) / f"{env['GAVEL_KAFKA_CONSUMER_GROUP']}.log"
     worker = WorkerProcess(env, log_path)
+    workers.append(worker)
     producer = make_producer(settings.kafka)
     await producer.start()
     worker.start()
@@ -92,12 +103,15 @@ async def _through_worker(args: argparse.Namespace, settings: Settings, env: dic
         await _wait_for(pool, worker, "warm", len(warm), args.timeout, log_path)
         if args.profile:
             worker.start_profile(Path(args.profile))
+        before = meter.sample()
         began = time.time()
         await _produce(producer, settings, events)
         produced = time.time() - began
         await _wait_for(pool, worker, "run", len(events), args.timeout, log_path)
+        after = meter.sample()
         worker.stop_profile()
         await _figures(pool, began, produced, len(events), raw, report)
+        add_cpu_shares(report, "pipeline", before, after, time.time() - began)
     finally:
         worker.stop()
         await producer.stop()

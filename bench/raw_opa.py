@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -33,8 +34,10 @@ def pack_input(pack: PackVersion, config: dict[str, Any],
 
 
 async def measure(settings: Settings, pool: asyncpg.Pool, version_ids: list[int],
-                  config: dict[str, Any], events: list[StackEvent], concurrency: int) -> float:
-    """Events per second, ``concurrency`` events in flight; every pack queried per event."""
+                  config: dict[str, Any], events: list[StackEvent], concurrency: int,
+                  timed: Callable[[], None] = lambda: None) -> float:
+    """Events per second, ``concurrency`` events in flight; every pack queried per event.
+    ``timed`` is called as the timed part begins and as it ends."""
     async with aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=max(8, concurrency)),
             timeout=aiohttp.ClientTimeout(total=settings.opa.timeout)) as session:
@@ -51,6 +54,9 @@ async def measure(settings: Settings, pool: asyncpg.Pool, version_ids: list[int]
                 await asyncio.gather(*(runtime.evaluate(p, d)
                                        for p, d in zip(packs, docs, strict=True)))
 
+        timed()
         began = time.perf_counter()
         await asyncio.gather(*(one(docs) for docs in inputs))
-        return len(events) / (time.perf_counter() - began)
+        seconds = time.perf_counter() - began
+        timed()
+        return len(events) / seconds

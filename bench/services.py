@@ -32,6 +32,10 @@ class Services:
         self.workers: list[WorkerProcess] = []
         self._started_workers = 0
 
+    def processes(self) -> list[GavelProcess]:
+        """The API and worker processes started so far."""
+        return [p for p in (self.api, *self.workers) if p is not None]
+
     def _log(self, role: str) -> Path:
         return Path(tempfile.gettempdir()) / f"{self._name}-{role}.log"
 
