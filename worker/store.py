@@ -5,7 +5,9 @@ entity's current state: ``latest_evaluations`` points at its newest evaluation (
 event time) and ``current_violations`` holds a copy of that evaluation's violations.
 The row lock on ``latest_evaluations`` serializes two writers of one entity. The
 current state, with the compliance counts it adds up to, is replaced by
-``gavel.compliance_summary``; the org-wide counts are written last.
+``gavel.compliance_summary``; the org-wide counts are written last. The statement that
+stores an evaluation also announces it on NOTIFY_CHANNEL (delivered at commit), which
+long-polls of the API wait for.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ SET status = 'finished', outcome = u.outcome, blocking = u.blocking, packs = u.p
 FROM unnest($1::uuid[], $2::text[], $3::bool[], $4::text[], $5::text[], $6::int[])
      AS u(id, outcome, blocking, packs, opa_version, resource_count)
 WHERE e.id = u.id AND e.status = 'pending'
-RETURNING e.id, e.finished_at
+RETURNING e.id, e.finished_at, pg_notify($7, e.id::text)
 """
 _INSERT_FINISHED = """
 INSERT INTO evaluations (id, org_id, event_id, entity_type, entity_key, kind, status, outcome,
@@ -47,7 +49,7 @@ FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::te
      AS u(id, org_id, event_id, entity_type, entity_key, kind, outcome, blocking, packs,
           opa_version, resource_count, scan_id, chunk, chunks, audit_id, occurred_at)
 ON CONFLICT DO NOTHING
-RETURNING id, finished_at
+RETURNING id, finished_at, pg_notify($17, id::text)
 """
 _VIOLATION_COLUMNS = ["evaluation_id", "org_id", "entity_type", "entity_key", "groups", "pack",
                       "pack_version", "version_tag", "policy", "level", "urn", "message",
@@ -107,8 +109,6 @@ async def store_batch(conn: asyncpg.Connection,
         await _remember_resources(conn, [d for d in new if d.event is not None])
         if change:
             await compliance_summary.add(conn, change)
-        await conn.execute("SELECT pg_notify($1, id::text) FROM unnest($2::uuid[]) AS id",
-                           NOTIFY_CHANNEL, [done.evaluation_id for done in new])
     return stored
 
 
@@ -121,7 +121,7 @@ async def _finish_or_insert(conn: asyncpg.Connection,
     rows = await conn.fetch(
         _FINISH_PENDING, [d.evaluation_id for d in items], [d.outcome for d in items],
         [d.blocking for d in items], [provenance[d.evaluation_id] for d in items],
-        [d.opa_version for d in items], [d.resource_count for d in items])
+        [d.opa_version for d in items], [d.resource_count for d in items], NOTIFY_CHANNEL)
     stored = {row["id"]: row["finished_at"] for row in rows}
     rest = [d for d in items if d.evaluation_id not in stored]
     if rest:
@@ -133,7 +133,7 @@ async def _finish_or_insert(conn: asyncpg.Connection,
             [d.blocking for d in rest], [provenance[d.evaluation_id] for d in rest],
             [d.opa_version for d in rest], [d.resource_count for d in rest],
             [s[0] for s in scans], [s[1] for s in scans], [s[2] for s in scans],
-            [d.audit_id for d in rest], [d.occurred_at for d in rest])
+            [d.audit_id for d in rest], [d.occurred_at for d in rest], NOTIFY_CHANNEL)
         stored.update({row["id"]: row["finished_at"] for row in rows})
     return stored
 
