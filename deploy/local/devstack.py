@@ -39,6 +39,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 KAFKA_VERSION = "3.9.1"
+OPA_GOGC = "400"
 OPA_VERSION = "v1.22.2"
 HOST = "127.0.0.1"
 
@@ -417,8 +418,12 @@ def start_opa(stack: StackDir, state: dict, service: str = "opa") -> str:
         kill_group(prev["pid"])
     port = prev.get("port") if prev.get("port") and port_free(prev["port"]) else free_port()
     logfile = stack.log(service)
+    # the evaluating OPA parses every input anew and allocates a great deal for it: a
+    # garbage collection every 4x of live heap instead of 2x gave 25-50 % more
+    # evaluations/s on 10- and 100-resource inputs here, for about 150 MB more heap
+    env = {**os.environ, "GOGC": OPA_GOGC} if service == "opa" else None
     pid = spawn([str(binary), "run", "--server", "--addr", f"{HOST}:{port}",
-                 "--log-level", "error", "--disable-telemetry"], logfile)
+                 "--log-level", "error", "--disable-telemetry"], logfile, env=env)
     wait_until(lambda: opa_healthy(port), 30, service, logfile)
     url = f"http://{HOST}:{port}"
     state[service] = {"pid": pid, "port": port, "url": url}
