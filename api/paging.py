@@ -44,14 +44,25 @@ def requested_page(request: web.Request) -> Page:
                 size=_int_param(request, "page[size]", DEFAULT_SIZE, 1, MAX_SIZE))
 
 
+def last_number(total: int, size: int) -> int:
+    return max(0, (total - 1) // size)
+
+
 def paging_fields(request: web.Request, page: Page, total: int,
-                  continuations: Mapping[str, str | None] | None = None) -> dict[str, Any]:
+                  continuations: Mapping[str, str | None] | None = None,
+                  rows_before: bool | None = None) -> dict[str, Any]:
     """``links`` and ``meta.page`` as in the Datadog seed. A list that continues by sort
-    key passes its tokens (``{"next": …, "prev": …}``), which the ``next`` and ``prev``
-    links carry beside the page number (as ``page[after]`` and ``page[before]``)."""
-    last = max(0, (total - 1) // page.size)
+    key passes its tokens (``{"next": …, "prev": …, "last": …}``), which the ``next``
+    link carries beside the page number as ``page[after]``, and ``prev`` and ``last`` as
+    ``page[before]``. A page read backwards tells whether rows precede it
+    (``rows_before``): then ``prev`` is offered exactly while they do, and stays at page
+    0 if an estimated total numbered the pages too low."""
+    last = last_number(total, page.size)
     next_number = page.number + 1 if page.number < last else None
-    prev_number = page.number - 1 if 0 < page.number <= last + 1 else None
+    if rows_before is None:
+        prev_number = page.number - 1 if 0 < page.number <= last + 1 else None
+    else:
+        prev_number = max(page.number - 1, 0) if rows_before else None
     tokens = continuations or {}
     given = {k: v for k, v in request.query.items() if k in (AFTER, BEFORE)}
     plain = {k: v for k, v in request.query.items() if k not in given}
@@ -65,7 +76,8 @@ def paging_fields(request: web.Request, page: Page, total: int,
         return str(request.rel_url.with_query(query))
 
     return {
-        "links": {"self": link(page.number, given), "first": link(0), "last": link(last),
+        "links": {"self": link(page.number, given), "first": link(0),
+                  "last": link(last, {BEFORE: tokens.get("last")}),
                   "next": link(next_number, {AFTER: tokens.get("next")}),
                   "prev": link(prev_number, {BEFORE: tokens.get("prev")})},
         "meta": {"page": {"type": "number_size", "number": page.number, "size": page.size,

@@ -121,10 +121,19 @@ def violation_order(sort: Sequence[tuple[str, bool]]) -> Order:
 
 @dataclass(frozen=True)
 class Seek:
-    """Continue after the row whose sort key this is, or before it (read backwards)."""
+    """Continue after the row whose sort key this is, or before it (read backwards). Before
+    no key at all is the end of the list: its last rows, read backwards."""
 
     key: tuple[Any, ...]
     before: bool = False
+
+    @property
+    def from_end(self) -> bool:
+        return self.before and not self.key
+
+    @classmethod
+    def end(cls) -> Seek:
+        return cls((), before=True)
 
 
 @dataclass(frozen=True)
@@ -159,7 +168,7 @@ class PagedQuery:
         so those rows come nearest first."""
         where = Where(list(self.where.params), list(self.where.clauses))
         order = self.order.reversed() if seek and seek.before else self.order
-        key = seek.key if seek else None
+        key = seek.key if seek and seek.key else None
         if order.columns[0].name in BRANCHES and len(order.columns) > 2:
             ids = self._branched_ids(where, order, key, limit, offset)
         else:
@@ -212,9 +221,13 @@ ORDER BY {order.sql_on("t")}"""
 
 @dataclass(frozen=True)
 class ResultPage:
+    """A page's rows and the list's total; ``rows_before`` tells, when the page was read
+    backwards, whether rows precede it (else its position tells)."""
+
     rows: list[asyncpg.Record]
     total: int
     exact: bool
+    rows_before: bool | None = None
 
 
 async def _count(pool: asyncpg.Pool, query: PagedQuery) -> tuple[int, int | None]:
@@ -242,11 +255,10 @@ async def fetch_page(pool: asyncpg.Pool, query: PagedQuery, offset: int, limit: 
     sql, params = query.page(limit + 1, 0 if seek else offset, seek)
     rows, (counted, estimate) = await asyncio.gather(pool.fetch(sql, *params),
                                                      _count(pool, query))
+    if seek is not None and seek.before:
+        return await _backwards(pool, query, offset, limit, seek, rows, counted, estimate)
     more = len(rows) > limit
     rows = rows[:limit]
-    if seek is not None and seek.before:  # read backwards; the row of the token follows
-        rows.reverse()
-        more = True
     if estimate is None:
         return ResultPage(rows, counted, exact=True)
     if rows and not more:  # the last page: everything before it and what it holds
@@ -254,6 +266,35 @@ async def fetch_page(pool: asyncpg.Pool, query: PagedQuery, offset: int, limit: 
     if not rows:  # past the end: there are at most ``offset``
         return ResultPage(rows, min(estimate, offset), exact=False)
     return ResultPage(rows, max(estimate, offset + limit + 1), exact=False)
+
+
+async def _backwards(pool: asyncpg.Pool, query: PagedQuery, offset: int, limit: int,
+                     seek: Seek, nearest_first: list[asyncpg.Record], counted: int,
+                     estimate: int | None) -> ResultPage:
+    """A page read backwards, ``limit`` + 1 rows nearest first: the extra row tells
+    whether rows precede the page.
+
+    From the end with an exact total, the page is the one its number names (its rows
+    are the last ``total - offset``; if the list has changed since the link was made so
+    that they are not, it is read by number). From the end with an estimated total it
+    is the last ``limit`` rows, and the total is kept within the page's number so that
+    it is the last. Before a key, rows follow the page: the row of the token."""
+    rows_before = len(nearest_first) > limit
+    if seek.from_end and estimate is None:
+        if offset < counted <= offset + limit:
+            return ResultPage(nearest_first[:counted - offset][::-1], counted, exact=True)
+        sql, params = query.page(limit, offset)
+        return ResultPage(await pool.fetch(sql, *params), counted, exact=True)
+    rows = nearest_first[:limit][::-1]
+    if estimate is None:
+        return ResultPage(rows, counted, exact=True, rows_before=rows_before)
+    if seek.from_end:
+        total = min(max(estimate, offset + 1), offset + limit)
+    elif rows:
+        total = max(estimate, offset + limit + 1)
+    else:
+        total = min(estimate, offset)
+    return ResultPage(rows, total, exact=False, rows_before=rows_before)
 
 
 def violation_query(org_id: int, filters: Mapping[str, Any],

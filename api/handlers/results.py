@@ -13,7 +13,7 @@ from api.auth import access
 from api.json import json_response
 from api.keys import POOL, principal
 from api.page_tokens import AFTER, BEFORE, ListIdentity, encode, requested_continuation
-from api.paging import Page, paging_fields, requested_page
+from api.paging import Page, last_number, paging_fields, requested_page
 from api.query_params import (
     Parser,
     boolean,
@@ -69,7 +69,9 @@ async def _page(request: web.Request, query: PagedQuery,
     page = requested_page(request)
     continuation = requested_continuation(request, page, identity)
     seek = None
-    if continuation is not None:
+    if continuation is not None and continuation.before and not continuation.key:
+        seek = Seek.end()
+    elif continuation is not None:
         try:
             seek = Seek(query.order.decode_key(continuation.key), continuation.before)
         except ValueError as exc:
@@ -81,13 +83,17 @@ async def _page(request: web.Request, query: PagedQuery,
 
 def _paging(request: web.Request, page: Page, found: ResultPage, query: PagedQuery,
             identity: ListIdentity) -> dict[str, Any]:
-    tokens: dict[str, str | None] = {}
+    # the last page is read backwards from the end of the list (an empty key)
+    end = (last_number(found.total, page.size) + 1) * page.size
+    tokens: dict[str, str | None] = {"last": encode(identity, BEFORE, end, [])}
     if found.rows:
         tokens["next"] = encode(identity, AFTER, page.offset + page.size,
                                 query.order.key_of(found.rows[-1]))
-        tokens["prev"] = encode(identity, BEFORE, page.offset,
+        # page 0's prev link (rows before it: an estimated total numbered too low) is
+        # page 0 again
+        tokens["prev"] = encode(identity, BEFORE, max(page.offset, page.size),
                                 query.order.key_of(found.rows[0]))
-    fields = paging_fields(request, page, found.total, tokens)
+    fields = paging_fields(request, page, found.total, tokens, found.rows_before)
     # past EXACT_COUNT_LIMIT matches the total is the planner's estimate
     fields["meta"]["page"]["total_estimated"] = not found.exact
     return fields

@@ -14,6 +14,7 @@ import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient
 
+from api.page_tokens import AFTER, ListIdentity, encode
 from gavel import result_queries
 from gavel.orgs import create_org
 from tests.helpers import auth
@@ -130,6 +131,99 @@ async def test_following_prev_links_from_the_last_page(client: TestClient, seede
     backwards = await fetch_backwards(client, token, last)
     forwards = await fetch_by_number(client, token, url.rstrip("?&"), size=size)
     assert [i["id"] for i in backwards] == [i["id"] for i in forwards]
+
+
+@pytest.mark.parametrize(("sort", "size"), [("", 700), ("-level,observedAt", 450),
+                                            ("pack,policy", 600), ("-observedAt", 1000)])
+async def test_the_last_link_reads_the_end_and_is_the_last_page(
+        client: TestClient, seeded, sort: str, size: int) -> None:
+    org, token, _ = seeded
+    url = f"/api/orgs/{org}/violations" + (f"?sort={sort}&" if sort else "?")
+    first = await get(client, token, f"{url}page[size]={size}")
+    last_number = first["meta"]["page"]["last_number"]
+    query = link_query(first["links"]["last"])
+    assert query["page[number]"] == [str(last_number)] and "page[before]" in query
+    last = await get(client, token, first["links"]["last"])
+    by_number = await get(client, token, f"{url}page[size]={size}&page[number]={last_number}")
+    assert last["violations"] == by_number["violations"]
+    assert last["meta"] == by_number["meta"]
+    assert last["links"]["next"] is None and last["links"]["self"] == first["links"]["last"]
+    assert last["links"]["last"] == first["links"]["last"]
+
+
+def _estimating(monkeypatch: pytest.MonkeyPatch, estimate: int) -> None:
+    """Totals past 1,000 matches are estimated, and the planner estimates ``estimate``."""
+    monkeypatch.setattr(result_queries, "EXACT_COUNT_LIMIT", 1000)
+    count = result_queries._count
+
+    async def estimated(pool: asyncpg.Pool,
+                        query: result_queries.PagedQuery) -> tuple[int, int | None]:
+        counted, planned = await count(pool, query)
+        return counted, None if planned is None else estimate
+
+    monkeypatch.setattr(result_queries, "_count", estimated)
+
+
+@pytest.mark.parametrize(("estimate", "sort", "size"), [
+    (5000, "-level,observedAt", 900), (3100, "", 700), (3100, "pack,policy", 900),
+    (9000, "entity,-observedAt", 800), (9000, "", 450)])
+async def test_with_an_estimated_total_last_then_prev_leads_back_through_every_row_once(
+        client: TestClient, seeded, monkeypatch: pytest.MonkeyPatch, estimate: int,
+        sort: str, size: int) -> None:
+    # too low an estimate numbers the pages read from the end down to 0 before the start
+    # of the list; too high a one reaches the start above 0
+    _estimating(monkeypatch, estimate)
+    org, token, current = seeded
+    url = f"/api/orgs/{org}/violations" + (f"?sort={sort}&" if sort else "?")
+    first = await get(client, token, f"{url}page[size]={size}")
+    assert first["meta"]["page"]["total"] == estimate
+    last_number = (estimate - 1) // size
+    last = await get(client, token, first["links"]["last"])
+    assert last["meta"]["page"] == {
+        "type": "number_size", "number": last_number, "size": size, "total": estimate,
+        "first_number": 0, "last_number": last_number, "next_number": None,
+        "prev_number": last_number - 1, "total_estimated": True}
+    assert last["links"]["next"] is None and len(last["violations"]) == size
+    backwards = await fetch_backwards(client, token, first["links"]["last"],
+                                      first_number=0 if estimate <= 5000 else None)
+    forwards = await fetch_all(client, token, url.rstrip("?&"), size=1000)
+    assert last["violations"] == forwards[-size:]
+    assert [i["id"] for i in backwards] == [i["id"] for i in forwards]
+    assert len(forwards) == len(current)
+
+
+async def test_the_last_link_after_the_list_changed_is_its_page_by_number(
+        client: TestClient, pool: asyncpg.Pool) -> None:
+    name = f"org-{uuid.uuid4().hex[:8]}"
+    org_id, token = await create_org(pool, name)
+
+    async def evaluate(first: int, count: int) -> None:
+        await seed(pool, org_id, [
+            Evaluation("stack", f"web/s{i}", BASE_TIME + timedelta(minutes=i),
+                       [_violation(i, v, f"web/s{i}") for v in range(5)])
+            for i in range(first, first + count)])
+
+    async def forget(count: int) -> None:
+        await pool.execute("DELETE FROM current_violations WHERE violation_id IN (SELECT "
+                           "violation_id FROM current_violations WHERE org_id = $1 LIMIT $2)",
+                           org_id, count)
+
+    try:
+        await evaluate(0, 6)
+        url = f"/api/orgs/{name}/violations?sort=-observedAt&page[size]=10"
+        last_link = (await get(client, token, url))["links"]["last"]
+        assert link_query(last_link)["page[number]"] == ["2"]
+        # 40 rows (page 2 is no longer the last), 25 (the last again), 10 (past the end)
+        for change, left in ((lambda: evaluate(6, 2), 10), (lambda: forget(15), 5),
+                             (lambda: forget(15), 0)):
+            await change()
+            last = await get(client, token, last_link)
+            by_number = await get(client, token, f"{url}&page[number]=2")
+            assert last["violations"] == by_number["violations"]
+            assert len(last["violations"]) == left
+            assert last["meta"] == by_number["meta"]
+    finally:
+        await pool.execute("DELETE FROM orgs WHERE id = $1", org_id)
 
 
 async def test_a_continued_page_keeps_the_meta_of_its_number(client: TestClient, seeded) -> None:
@@ -365,6 +459,24 @@ async def test_bad_or_foreign_tokens_are_refused(client: TestClient, seeded) -> 
     body = await get(client, token, f"/api/orgs/{org}/compliance?page[after]={after}",
                      status=400)
     assert "unknown query parameter page[after]" in body["message"]
+
+
+async def test_bad_end_tokens_are_refused(client: TestClient, seeded) -> None:
+    org, token, _ = seeded
+    url = f"/api/orgs/{org}/violations?sort=pack,policy&page[size]=300"
+    end = link_query((await get(client, token, url))["links"]["last"])["page[before]"][0]
+    made_up = encode(ListIdentity.of("violations", (("pack", False), ("policy", False)), {}),
+                     AFTER, 4800, [])
+    for query, message in [
+        (f"page[number]=15&page[before]={end}", "page[before]: the token continues at row "
+                                                "4800, not at page[number]=15"),
+        (f"page[number]=16&page[after]={end}", "page[after]: the token was made for "
+                                               "page[before]"),
+        (f"page[number]=16&page[after]={made_up}", "page[after]: the token's sort key must "
+                                                   "hold 3 sort key values"),
+    ]:
+        body = await get(client, token, f"{url}&{query}", status=400)
+        assert body["message"].startswith(message), (query, body)
 
 
 async def test_tokens_work_for_both_shapes_of_the_list(client: TestClient, seeded) -> None:

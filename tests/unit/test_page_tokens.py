@@ -109,3 +109,9 @@ def test_one_token_at_a_time() -> None:
         "page[after]: given more than once")
     assert refused(f"page[after]={token}&page[before]={token}") == (
         "page[before]: cannot be combined with page[after]")
+
+
+def test_the_end_of_the_list_is_a_before_token_without_a_key() -> None:
+    end = continuation(f"page[before]={encode(IDENTITY, BEFORE, 400, [])}")
+    assert end is not None
+    assert (end.position, end.key, end.before) == (400, [], True)
