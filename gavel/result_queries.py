@@ -106,6 +106,14 @@ VIOLATION_KEY_DECODERS: dict[str, keyset.Decoder] = {
 # one branch per value: then the rest leads each branch's seek, whose estimate Postgres
 # takes from the first column of a row comparison.
 BRANCHES: dict[str, tuple[str, ...]] = {"level": LEVELS, "entity_type": ENTITY_TYPES}
+# Leading sort columns whose few values are the org's own (its packs), with the one
+# column that may follow them (then the id): an index on (org, lead, column, id) serves
+# each pair. The values are listed first, by a loose scan of an index led by (org,
+# lead), and read one branch each as above, unless there are more than
+# MAX_LISTED_BRANCHES of them. Every branch is read (LIMIT rows each), so a pair without
+# such an index would sort every value's rows: those sorts are read in one range.
+LISTED_BRANCHES: dict[str, tuple[str, ...]] = {"pack": ("policy", "observed_at")}
+MAX_LISTED_BRANCHES = 64
 EVALUATION_ORDER = Order((Column("received_at", True, keyset.timestamp),
                           Column("id", False, keyset.uuid_text)))
 
@@ -148,6 +156,7 @@ class PagedQuery:
     where: Where
     order: Order
     fixed: Mapping[str, str] = field(default_factory=dict)  # column = value, by a filter
+    org_id: int | None = None  # whose values of a LISTED_BRANCHES column are listed
 
     @property
     def params(self) -> tuple[Any, ...]:
@@ -162,15 +171,23 @@ class PagedQuery:
         n = len(self.where.params)
         return f"SELECT count(*) FROM ({self.selection_sql} LIMIT ${n + 1}) AS capped"
 
-    def page(self, limit: int, offset: int = 0,
-             seek: Seek | None = None) -> tuple[str, tuple[Any, ...]]:
+    def _read_order(self, seek: Seek | None) -> Order:
+        return self.order.reversed() if seek and seek.before else self.order
+
+    def page(self, limit: int, offset: int = 0, seek: Seek | None = None,
+             listed: Sequence[str] | None = None) -> tuple[str, tuple[Any, ...]]:
         """A page's SQL and parameters. Seeking before a key reads the order backwards,
-        so those rows come nearest first."""
+        so those rows come nearest first. ``listed``: the values of a LISTED_BRANCHES
+        lead from the seek on (``listed_values_sql``), one branch each."""
         where = Where(list(self.where.params), list(self.where.clauses))
-        order = self.order.reversed() if seek and seek.before else self.order
+        order = self._read_order(seek)
         key = seek.key if seek and seek.key else None
-        if order.columns[0].name in BRANCHES and len(order.columns) > 2:
-            ids = self._branched_ids(where, order, key, limit, offset)
+        lead = order.columns[0].name
+        if listed is not None and len(order.columns) > 2:
+            ids = self._branched_ids(where, order, key, limit, offset, list(listed), where.bind)
+        elif lead in BRANCHES and len(order.columns) > 2:
+            ids = self._branched_ids(where, order, key, limit, offset,
+                                     self._known_values(order, key), "'{}'".format)
         else:
             if key is not None:
                 where.clauses.append(keyset.seek_after(order.columns, key, where.bind))
@@ -184,30 +201,68 @@ JOIN {self.table} t USING ({self.id_column})
 ORDER BY {order.sql_on("t")}"""
         return sql, tuple(where.params)
 
-    def _branched_ids(self, where: Where, order: Order, key: tuple[Any, ...] | None,
-                      limit: int, offset: int) -> str:
-        """One branch per value of the leading column, each a range of an index on
-        (org, lead, rest..., id) read in the order of the rest, concatenated in the
-        lead's order. A branch skips what OFFSET leaves of it after the branches before
-        (counted only for a page past the first)."""
-        lead, rest = order.columns[0], order.without_first()
+    def listed_values_sql(self, offset: int,
+                          seek: Seek | None) -> tuple[str, tuple[Any, ...]] | None:
+        """The org's values of the sort's leading column, if it and the next are a pair
+        of LISTED_BRANCHES, in the order read and from the seek's value on: a
+        loose index scan, one index probe per value. None: the page is read otherwise
+        (a filter fixes the column, or a page by number past the first, which counts the
+        rows it skips in one ordered range)."""
+        order = self._read_order(seek)
+        lead = order.columns[0]
+        if (len(order.columns) != 3 or order.columns[1].name not in LISTED_BRANCHES.get(
+                lead.name, ()) or self.org_id is None or lead.name in self.fixed
+                or (offset and seek is None)):
+            return None
+        column, op = lead.name, "<" if lead.descending else ">"
+        params: list[Any] = [self.org_id]
+        start = ""
+        if seek is not None and seek.key:
+            params.append(seek.key[0])
+            start = f" AND {column} {op}= $2"
+        first = f"ORDER BY {column} {'DESC' if lead.descending else 'ASC'} LIMIT 1"
+        sql = f"""
+WITH RECURSIVE lead_values AS (
+    (SELECT {column} AS value FROM {self.table} WHERE org_id = $1{start} {first})
+    UNION ALL
+    SELECT (SELECT {column} FROM {self.table}
+            WHERE org_id = $1 AND {column} {op} lead_values.value {first})
+    FROM lead_values WHERE lead_values.value IS NOT NULL)
+SELECT value FROM lead_values WHERE value IS NOT NULL LIMIT {MAX_LISTED_BRANCHES + 1}"""
+        return sql, tuple(params)
+
+    def _known_values(self, order: Order, key: tuple[Any, ...] | None) -> list[str]:
+        """The BRANCHES values of the leading column in its order, from the key's on."""
+        lead = order.columns[0]
         values = [v for v in sorted(BRANCHES[lead.name], reverse=lead.descending)
                   if self.fixed.get(lead.name, v) == v]
         if key is not None:  # the branches before the key's are done
             values = values[values.index(key[0]):] if key[0] in values else []
+        return values
+
+    def _branched_ids(self, where: Where, order: Order, key: tuple[Any, ...] | None,
+                      limit: int, offset: int, values: list[str],
+                      literal: keyset.Bind) -> str:
+        """One branch per value of the leading column (``values``, in its order and from
+        the key's on; ``literal`` writes one in the SQL), each a range of an index on
+        (org, lead, rest..., id) read in the order of the rest, concatenated in the
+        lead's order. A branch skips what OFFSET leaves of it after the branches before
+        (counted only for a page past the first)."""
+        lead, rest = order.columns[0], order.without_first()
         if not values:
             return f"SELECT {self.id_column} FROM {self.table} WHERE false"
         matching = where.sql
         limit_at = where.bind(limit)
         offset_at = where.bind(offset) if offset else None
+        written = [literal(value) for value in values]
         branches = []
         for i, value in enumerate(values):
-            clauses = [matching, f"{lead.name} = '{value}'"]
-            if key is not None and i == 0:
+            clauses = [matching, f"{lead.name} = {written[i]}"]
+            if key is not None and value == key[0]:
                 clauses.append(keyset.seek_after(rest.columns, key[1:], where.bind))
             skip = ""
             if offset_at is not None:
-                earlier = ", ".join(f"'{v}'" for v in values[:i])
+                earlier = ", ".join(written[:i])
                 skip = (f" OFFSET greatest(0, {offset_at} - (SELECT count(*) FROM {self.table}"
                         f" WHERE {matching} AND {lead.name} IN ({earlier})))"
                         if earlier else f" OFFSET {offset_at}")
@@ -244,6 +299,16 @@ async def _count(pool: asyncpg.Pool, query: PagedQuery) -> tuple[int, int | None
     return counted, int(plan[0]["Plan"]["Plan Rows"])
 
 
+async def listed_values(pool: asyncpg.Pool, query: PagedQuery, offset: int,
+                        seek: Seek | None) -> list[str] | None:
+    """The values to branch on (``PagedQuery.listed_values_sql``), if there are few."""
+    statement = query.listed_values_sql(offset, seek)
+    if statement is None:
+        return None
+    values = [row[0] for row in await pool.fetch(statement[0], *statement[1])]
+    return values if len(values) <= MAX_LISTED_BRANCHES else None
+
+
 async def fetch_page(pool: asyncpg.Pool, query: PagedQuery, offset: int, limit: int,
                      seek: Seek | None = None) -> ResultPage:
     """The page's rows and the total. ``offset`` is where the page starts: skipped to
@@ -252,7 +317,8 @@ async def fetch_page(pool: asyncpg.Pool, query: PagedQuery, offset: int, limit: 
     estimate, kept consistent with what the page saw so that ``next`` is offered
     exactly while rows remain. The page and the count run concurrently on two
     connections."""
-    sql, params = query.page(limit + 1, 0 if seek else offset, seek)
+    listed = await listed_values(pool, query, offset, seek)
+    sql, params = query.page(limit + 1, 0 if seek else offset, seek, listed)
     rows, (counted, estimate) = await asyncio.gather(pool.fetch(sql, *params),
                                                      _count(pool, query))
     if seek is not None and seek.before:
@@ -299,7 +365,8 @@ async def _backwards(pool: asyncpg.Pool, query: PagedQuery, offset: int, limit: 
 
 def violation_query(org_id: int, filters: Mapping[str, Any],
                     sort: Sequence[tuple[str, bool]]) -> PagedQuery:
-    fixed = {"level": filters.get("level"), "entity_type": filters.get("entityType")}
+    fixed = {"level": filters.get("level"), "entity_type": filters.get("entityType"),
+             "pack": filters.get("pack")}
     if "entity" in filters:
         fixed["entity_type"] = entity_of(filters["entity"])[0]
     return PagedQuery(
@@ -307,7 +374,7 @@ def violation_query(org_id: int, filters: Mapping[str, Any],
 t.violation_id, t.evaluation_id, t.entity_type, t.entity_key, t.groups, t.pack,
        t.pack_version, t.version_tag, t.policy, t.level, t.urn, t.message, t.details,
        t.observed_at""", _where(org_id, VIOLATION_FILTERS, filters), violation_order(sort),
-        {column: value for column, value in fixed.items() if value is not None})
+        {column: value for column, value in fixed.items() if value is not None}, org_id)
 
 
 def evaluation_query(org_id: int, filters: Mapping[str, Any]) -> PagedQuery:

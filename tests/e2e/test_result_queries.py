@@ -101,7 +101,8 @@ def _ordered(items: list[dict[str, Any]], sort: str) -> list[int]:
 
 KEYSET_SORTS = [("", 700), ("-observedAt", 333), ("-level,observedAt", 450),
                 ("level,-entity", 600), ("entity,-observedAt", 800), ("-pack,observedAt", 900),
-                ("policy,-level", 1000)]
+                ("policy,-level", 1000), ("pack,policy", 650), ("pack,-observedAt", 400),
+                ("-pack,-policy", 1000)]
 
 
 @pytest.mark.parametrize(("sort", "size"), KEYSET_SORTS)
@@ -121,8 +122,19 @@ async def test_following_next_links_returns_each_violation_once_in_order(
     assert [item["id"] for item in by_number] == ids
 
 
+async def test_a_pack_led_sort_over_more_packs_than_branches_sorts_them(
+        client: TestClient, seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(result_queries, "MAX_LISTED_BRANCHES", 2)  # the org has 3
+    org, token, current = seeded
+    items = await fetch_all(client, token, f"/api/orgs/{org}/violations?sort=-pack,policy",
+                            size=700)
+    assert [i["id"] for i in items] == _ordered(items, "-pack,policy")
+    assert len(items) == len(current)
+
+
 @pytest.mark.parametrize(("sort", "size"), [("", 700), ("-level,observedAt", 450),
-                                            ("entity,-observedAt", 800)])
+                                            ("entity,-observedAt", 800),
+                                            ("-pack,observedAt", 600), ("pack,policy", 900)])
 async def test_following_prev_links_from_the_last_page(client: TestClient, seeded, sort: str,
                                                        size: int) -> None:
     org, token, _ = seeded

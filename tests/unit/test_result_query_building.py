@@ -131,3 +131,45 @@ def test_a_filter_on_the_leading_column_leaves_one_branch() -> None:
     # a key outside what the filter allows continues to nothing
     sql, _ = by_entity.page(100, seek=result_queries.Seek(("stack", "web/prod", 3)))
     assert "WHERE false" in sql
+
+
+def test_a_pack_led_sort_lists_the_orgs_packs_then_reads_one_branch_each() -> None:
+    query = result_queries.violation_query(7, {"level": "advisory"},
+                                           (("pack", True), ("observedAt", False)))
+    values_sql, params = query.listed_values_sql(0, None) or ("", ())
+    assert "WITH RECURSIVE" in values_sql and params == (7,)
+    assert "ORDER BY pack DESC LIMIT 1" in values_sql and "pack < lead_values.value" in values_sql
+    hostile = "x' OR '1'='1"
+    sql, params = query.page(100, listed=["tagging", hostile])
+    assert hostile not in sql and "UNION ALL" in sql
+    assert "level = $2 AND pack = $4" in sql and "AND pack = $5" in sql
+    assert params == (7, "advisory", 100, "tagging", hostile)
+    # past a row, the list starts at its pack (the packs before are done) and the seek
+    # applies in that pack's branch only
+    key = ("tagging", datetime(2025, 1, 1, tzinfo=UTC), 5)
+    values_sql, params = query.listed_values_sql(0, result_queries.Seek(key)) or ("", ())
+    assert "AND pack <= $2" in values_sql and params == (7, "tagging")
+    sql, params = query.page(100, seek=result_queries.Seek(key), listed=["tagging", "base"])
+    assert "pack = $4 AND (observed_at, violation_id) > ($6, $7)" in sql
+    assert "pack = $5\n" in sql and params == (7, "advisory", 100, "tagging", "base", *key[1:])
+    # read backwards, the packs come in the other direction
+    values_sql, _ = query.listed_values_sql(0, result_queries.Seek(key, before=True)) or ("",)
+    assert "pack >= $2" in values_sql and "ORDER BY pack ASC" in values_sql
+
+
+def test_pack_led_sorts_that_are_not_listed() -> None:
+    def listed(filters: dict[str, str], sort: tuple[tuple[str, bool], ...], offset: int = 0,
+               seek: result_queries.Seek | None = None) -> bool:
+        query = result_queries.violation_query(7, filters, sort)
+        return query.listed_values_sql(offset, seek) is not None
+
+    two_keys = (("pack", False), ("policy", False))
+    assert listed({}, two_keys) and listed({}, two_keys, 300, result_queries.Seek.end())
+    assert not listed({}, (("pack", False),))  # one range of the pack index
+    assert not listed({"pack": "base"}, two_keys)  # one range of (org, pack, policy, id)
+    assert not listed({}, two_keys, 300)  # by number: one range, skipped by OFFSET
+    assert not listed({}, (("policy", False), ("pack", False)))
+    # no index on (org, pack, key, id) for these: each branch would sort its pack's rows
+    assert not listed({}, (("pack", False), ("entity", False)))
+    assert not listed({}, (("pack", True), ("level", False)))
+    assert not listed({}, (("pack", False), ("policy", False), ("observedAt", True)))
