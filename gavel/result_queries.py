@@ -13,7 +13,8 @@ EXACT_COUNT_LIMIT and estimated beyond (see ``fetch_page``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -285,24 +286,25 @@ class ResultPage:
     rows_before: bool | None = None
 
 
-async def _planned_for_values(conn: asyncpg.Connection) -> None:
-    """Plan this connection's statements for their values until it returns to the pool
-    (which resets it). A prepared statement otherwise goes to a plan made without them
-    after a few runs, and one such plan does not fit every value: for filter[group] it
-    collects every row of the group from the GIN index, 80 ms for a big group."""
-    await conn.execute("SET plan_cache_mode = force_custom_plan")
+@asynccontextmanager
+async def _planned_for_values(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A pool connection whose statements are planned for their values, in a transaction
+    of its own so that the setting goes with it. A prepared statement otherwise goes to a
+    plan made without them after a few runs, and one such plan does not fit every value:
+    for filter[group] it collected every row of a big group from the GIN index (80 ms)."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+        yield conn
 
 
 async def _fetch(pool: asyncpg.Pool, sql: str, params: Sequence[Any]) -> list[asyncpg.Record]:
-    async with pool.acquire() as conn:
-        await _planned_for_values(conn)
+    async with _planned_for_values(pool) as conn:
         return list(await conn.fetch(sql, *params))
 
 
 async def _count(pool: asyncpg.Pool, query: PagedQuery) -> tuple[int, int | None]:
     """(the count up to EXACT_COUNT_LIMIT + 1, the planner's estimate when it is over)."""
-    async with pool.acquire() as conn:
-        await _planned_for_values(conn)
+    async with _planned_for_values(pool) as conn:
         counted = int(await conn.fetchval(query.count_sql, *query.params,
                                           EXACT_COUNT_LIMIT + 1))
         if counted <= EXACT_COUNT_LIMIT:

@@ -319,6 +319,23 @@ async def test_each_filter_narrows(client: TestClient, seeded, name: str, value:
     assert [i["id"] for i in items] == sorted(expected)
 
 
+async def test_a_group_filter_finds_the_orgs_rows_only(client: TestClient, seeded,
+                                                       pool: asyncpg.Pool) -> None:
+    # another org's members of a group of the same name are in the same GIN index
+    org, token, current = seeded
+    other_id, _ = await create_org(pool, f"org-{uuid.uuid4().hex[:8]}")
+    try:
+        await seed(pool, other_id, [Evaluation("stack", f"web/s{i}", BASE_TIME,
+                                               [_violation(0, v, "web") for v in range(9)])
+                                    for i in range(20)])
+        items = await fetch_all(client, token, f"/api/orgs/{org}/violations"
+                                               "?filter[group]=shared", size=500)
+        assert sorted(i["id"] for i in items) == sorted(
+            c.id for c in current if "shared" in c.violation.groups)
+    finally:
+        await pool.execute("DELETE FROM orgs WHERE id = $1", other_id)
+
+
 async def test_filters_combine(client: TestClient, seeded) -> None:
     org, token, current = seeded
     items = await fetch_all(client, token, f"/api/orgs/{org}/violations?filter[level]=mandatory"
