@@ -4,10 +4,12 @@ Filters and sort keys map onto whitelisted SQL fragments; every value a caller
 gives is a bound parameter. A page is read in two steps: the ids of the page from
 an index, then those rows joined in. A page either skips rows (OFFSET: any page
 number, exact) or seeks past the sort key of a row of the page before (``Seek``: flat
-however deep; see ``gavel.keyset``). A sort led by the enforcement level and followed
-by other keys reads one branch per level in the requested order, so that one index
-on (org, level, key, id) serves both directions of the key. Totals are exact up to
-EXACT_COUNT_LIMIT and estimated beyond (see ``fetch_page``).
+however deep; see ``gavel.keyset``), or reads the end of the list backwards (the last
+page). A sort led by the enforcement level and followed by other keys reads one branch
+per level in the requested order, so that one index on (org, level, key, id) serves
+both directions of the key; a sort by pack then policy or observedAt reads one branch
+per pack of the org the same way. Totals are exact up to EXACT_COUNT_LIMIT and
+estimated beyond (see ``fetch_page``).
 """
 
 from __future__ import annotations

@@ -50,7 +50,9 @@ CONTINUATION = [
      "Without it `page[number]` skips rows, exact for any number."},
     {"name": "page[before]", "in": "query", "schema": _TOKEN, "description":
      "As `page[after]`, carried by `links.prev`: the page that ends before the first "
-     "row of the page after it."},
+     "row of the page after it; `prev` is offered exactly while rows precede the page. "
+     "`links.last` carries one that means the end of the list: the last page, read "
+     "backwards from the end (past 10,000 matches the list's last `page[size]` rows)."},
 ]
 
 
