@@ -160,6 +160,8 @@ class PagedQuery:
     order: Order
     fixed: Mapping[str, str] = field(default_factory=dict)  # column = value, by a filter
     org_id: int | None = None  # whose values of a LISTED_BRANCHES column are listed
+    # plan each statement for its values (see _connection)
+    planned_for_values: bool = False
 
     @property
     def params(self) -> tuple[Any, ...]:
@@ -289,24 +291,31 @@ class ResultPage:
 
 
 @asynccontextmanager
-async def _planned_for_values(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
-    """A pool connection whose statements are planned for their values, in a transaction
-    of its own so that the setting goes with it. A prepared statement otherwise goes to a
-    plan made without them after a few runs, and one such plan does not fit every value:
-    for filter[group] it collected every row of a big group from the GIN index (80 ms)."""
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
-        yield conn
+async def _connection(pool: asyncpg.Pool,
+                      query: PagedQuery) -> AsyncIterator[asyncpg.Connection]:
+    """A pool connection for the query's statements. For a query ``planned_for_values``
+    they run in a transaction of their own that plans each for its values (the setting
+    goes with the transaction): a prepared statement otherwise goes to a plan made
+    without them after a few runs, and for filter[group] that plan collected every row
+    of a big group from the GIN index (80 ms). It costs 1-2 ms a page, so only there."""
+    async with pool.acquire() as conn:
+        if not query.planned_for_values:
+            yield conn
+            return
+        async with conn.transaction():
+            await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+            yield conn
 
 
-async def _fetch(pool: asyncpg.Pool, sql: str, params: Sequence[Any]) -> list[asyncpg.Record]:
-    async with _planned_for_values(pool) as conn:
+async def _fetch(pool: asyncpg.Pool, query: PagedQuery, sql: str,
+                 params: Sequence[Any]) -> list[asyncpg.Record]:
+    async with _connection(pool, query) as conn:
         return list(await conn.fetch(sql, *params))
 
 
 async def _count(pool: asyncpg.Pool, query: PagedQuery) -> tuple[int, int | None]:
     """(the count up to EXACT_COUNT_LIMIT + 1, the planner's estimate when it is over)."""
-    async with _planned_for_values(pool) as conn:
+    async with _connection(pool, query) as conn:
         counted = int(await conn.fetchval(query.count_sql, *query.params,
                                           EXACT_COUNT_LIMIT + 1))
         if counted <= EXACT_COUNT_LIMIT:
@@ -338,7 +347,7 @@ async def fetch_page(pool: asyncpg.Pool, query: PagedQuery, offset: int, limit: 
     connections."""
     listed = await listed_values(pool, query, offset, seek)
     sql, params = query.page(limit + 1, 0 if seek else offset, seek, listed)
-    rows, (counted, estimate) = await asyncio.gather(_fetch(pool, sql, params),
+    rows, (counted, estimate) = await asyncio.gather(_fetch(pool, query, sql, params),
                                                      _count(pool, query))
     if seek is not None and seek.before:
         return await _backwards(pool, query, offset, limit, seek, rows, counted, estimate)
@@ -369,7 +378,7 @@ async def _backwards(pool: asyncpg.Pool, query: PagedQuery, offset: int, limit: 
         if offset < counted <= offset + limit:
             return ResultPage(nearest_first[:counted - offset][::-1], counted, exact=True)
         sql, params = query.page(limit, offset)
-        return ResultPage(await _fetch(pool, sql, params), counted, exact=True)
+        return ResultPage(await _fetch(pool, query, sql, params), counted, exact=True)
     rows = nearest_first[:limit][::-1]
     if estimate is None:
         return ResultPage(rows, counted, exact=True, rows_before=rows_before)
@@ -393,7 +402,8 @@ def violation_query(org_id: int, filters: Mapping[str, Any],
 t.violation_id, t.evaluation_id, t.entity_type, t.entity_key, t.groups, t.pack,
        t.pack_version, t.version_tag, t.policy, t.level, t.urn, t.message, t.details,
        t.observed_at""", _where(org_id, VIOLATION_FILTERS, filters), violation_order(sort),
-        {column: value for column, value in fixed.items() if value is not None}, org_id)
+        {column: value for column, value in fixed.items() if value is not None}, org_id,
+        planned_for_values="group" in filters)
 
 
 def evaluation_query(org_id: int, filters: Mapping[str, Any]) -> PagedQuery:

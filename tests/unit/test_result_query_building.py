@@ -173,3 +173,10 @@ def test_pack_led_sorts_that_are_not_listed() -> None:
     assert not listed({}, (("pack", False), ("entity", False)))
     assert not listed({}, (("pack", True), ("level", False)))
     assert not listed({}, (("pack", False), ("policy", False), ("observedAt", True)))
+
+
+def test_only_a_group_filter_is_planned_for_its_values() -> None:
+    assert result_queries.violation_query(7, {"group": "shared"}, ()).planned_for_values
+    for filters in ({}, {"pack": "base", "level": "advisory"}):
+        assert not result_queries.violation_query(7, filters, ()).planned_for_values
+    assert not result_queries.evaluation_query(7, {"kind": "update"}).planned_for_values
