@@ -3,7 +3,8 @@
 The worker runs as a separate ``python -m gavel.cli worker`` process. A warm-up batch
 goes through first (consumer group joined, pack modules loaded in OPA, and enough
 messages for the broker's JVM to compile its hot paths: cold, it spends about 3x the
-CPU per message, which on a shared machine comes out of OPA's share); then N events
+CPU per message, which on a shared machine comes out of OPA's share), and the
+database is analyzed (``bench.scratch.analyze``); then N events
 are produced, each stamped ``occurredAt`` when sent, and the run ends when all N
 evaluations are in Postgres. Latency is ``occurredAt -> evaluations.finished_at``.
 """
@@ -27,7 +28,7 @@ from bench.events import stack_event
 from bench.packs import ORG, set_up_org
 from bench.processes import GavelProcess
 from bench.report import Report, percentile
-from bench.scratch import scratch
+from bench.scratch import analyze, scratch
 from bench.worker_process import WorkerProcess
 from gavel.db import pool_context
 from gavel.events import StackEvent, now_rfc3339
@@ -101,6 +102,7 @@ async def _through_worker(args: argparse.Namespace, settings: Settings, env: dic
         warm = _events(args, "warm", max(1, args.warm_up))
         await _produce(producer, settings, warm)
         await _wait_for(pool, worker, "warm", len(warm), args.timeout, log_path)
+        await analyze(pool)
         if args.profile:
             worker.start_profile(Path(args.profile))
         before = meter.sample()
