@@ -25,7 +25,7 @@ import asyncpg
 
 from bench.report import Report, percentile
 from bench.scratch import scratch
-from gavel import compliance, compliance_summary, result_queries
+from gavel import compliance, compliance_summary, result_pages, result_queries
 from gavel.db import pool_context
 from gavel.migrations import MIGRATIONS_DIR
 from gavel.orgs import create_org
@@ -196,11 +196,11 @@ class Paged:
             [row] = await pool.fetch(sql, *params)
             key = self.query.order.decode_key(self.query.order.key_of(row))
             self.seek = result_queries.Seek(key, before=self.via == "before")
-        self.listed = await result_queries.listed_values(pool, self.query, self.offset,
+        self.listed = await result_pages.listed_values(pool, self.query, self.offset,
                                                          self.seek)
 
     async def run(self, pool: asyncpg.Pool) -> Any:
-        return await result_queries.fetch_page(pool, self.query, self.offset, self.size,
+        return await result_pages.fetch_page(pool, self.query, self.offset, self.size,
                                                self.seek)
 
     def explain(self) -> tuple[str, tuple[Any, ...]] | None:

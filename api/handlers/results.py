@@ -25,7 +25,8 @@ from api.query_params import (
     timestamp,
     uuid_text,
 )
-from gavel import compliance, result_queries
+from gavel import compliance, result_pages, result_queries
+from gavel.result_pages import ResultPage
 from gavel.result_queries import (
     ENTITY_TYPES,
     KINDS,
@@ -33,7 +34,6 @@ from gavel.result_queries import (
     OUTCOMES,
     STATUSES,
     PagedQuery,
-    ResultPage,
     Seek,
 )
 
@@ -76,7 +76,7 @@ async def _page(request: web.Request, query: PagedQuery,
             seek = Seek(query.order.decode_key(continuation.key), continuation.before)
         except ValueError as exc:
             raise continuation.refused(f"the token's sort key {exc}") from None
-    found = await result_queries.fetch_page(request.app[POOL], query, page.offset, page.size,
+    found = await result_pages.fetch_page(request.app[POOL], query, page.offset, page.size,
                                             seek)
     return found.rows, _paging(request, page, found, query, identity)
 
@@ -94,7 +94,7 @@ def _paging(request: web.Request, page: Page, found: ResultPage, query: PagedQue
         tokens["prev"] = encode(identity, BEFORE, max(page.offset, page.size),
                                 query.order.key_of(found.rows[0]))
     fields = paging_fields(request, page, found.total, tokens, found.rows_before)
-    # past EXACT_COUNT_LIMIT matches the total is the planner's estimate
+    # past result_pages.EXACT_COUNT_LIMIT matches the total is the planner's estimate
     fields["meta"]["page"]["total_estimated"] = not found.exact
     return fields
 

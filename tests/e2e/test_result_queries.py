@@ -15,7 +15,7 @@ import pytest_asyncio
 from aiohttp.test_utils import TestClient
 
 from api.page_tokens import AFTER, ListIdentity, encode
-from gavel import result_queries
+from gavel import result_pages, result_queries
 from gavel.orgs import create_org
 from tests.helpers import auth
 from tests.result_client import (
@@ -165,15 +165,15 @@ async def test_the_last_link_reads_the_end_and_is_the_last_page(
 
 def _estimating(monkeypatch: pytest.MonkeyPatch, estimate: int) -> None:
     """Totals past 1,000 matches are estimated, and the planner estimates ``estimate``."""
-    monkeypatch.setattr(result_queries, "EXACT_COUNT_LIMIT", 1000)
-    count = result_queries._count
+    monkeypatch.setattr(result_pages, "EXACT_COUNT_LIMIT", 1000)
+    count = result_pages._count
 
     async def estimated(pool: asyncpg.Pool,
                         query: result_queries.PagedQuery) -> tuple[int, int | None]:
         counted, planned = await count(pool, query)
         return counted, None if planned is None else estimate
 
-    monkeypatch.setattr(result_queries, "_count", estimated)
+    monkeypatch.setattr(result_pages, "_count", estimated)
 
 
 @pytest.mark.parametrize(("estimate", "sort", "size"), [
@@ -279,7 +279,7 @@ async def test_estimated_totals_still_page_exactly(client: TestClient, seeded,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     # past the exact-count limit the total is the planner's guess; ``next`` must still
     # lead through every row once and stop at the end
-    monkeypatch.setattr(result_queries, "EXACT_COUNT_LIMIT", 1000)
+    monkeypatch.setattr(result_pages, "EXACT_COUNT_LIMIT", 1000)
     org, token, current = seeded
     link: str | None = f"/api/orgs/{org}/violations?sort=-observedAt&page[size]=900"
     ids: list[int] = []

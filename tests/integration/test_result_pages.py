@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from gavel import result_queries
+from gavel import result_pages, result_queries
 from gavel.db import pool_context
 from gavel.orgs import create_org
 from gavel.settings import Settings
@@ -18,7 +18,7 @@ async def test_a_page_is_planned_for_its_values_without_changing_the_connection(
         try:
             query = result_queries.violation_query(org_id, {"group": "shared"}, ())
             for _ in range(8):  # past the runs after which a generic plan may be chosen
-                page = await result_queries.fetch_page(pool, query, 0, 10)
+                page = await result_pages.fetch_page(pool, query, 0, 10)
                 assert page.rows == [] and page.total == 0
             async with pool.acquire() as conn:
                 assert await conn.fetchval("SHOW plan_cache_mode") == "auto"
