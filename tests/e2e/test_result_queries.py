@@ -18,6 +18,7 @@ from api.page_tokens import AFTER, ListIdentity, encode
 from gavel import result_pages, result_queries
 from gavel.orgs import create_org
 from tests.helpers import auth
+from tests.policy_setup import org_id as org_id_of
 from tests.result_client import (
     fetch_all,
     fetch_backwards,
@@ -205,9 +206,9 @@ async def test_with_an_estimated_total_last_then_prev_leads_back_through_every_r
 
 
 async def test_the_last_link_after_the_list_changed_is_its_page_by_number(
-        client: TestClient, pool: asyncpg.Pool) -> None:
-    name = f"org-{uuid.uuid4().hex[:8]}"
-    org_id, token = await create_org(pool, name)
+        client: TestClient, pool: asyncpg.Pool, new_org) -> None:
+    name, token = await new_org()
+    org_id = await org_id_of(pool, name)
 
     async def evaluate(first: int, count: int) -> None:
         await seed(pool, org_id, [
@@ -220,22 +221,19 @@ async def test_the_last_link_after_the_list_changed_is_its_page_by_number(
                            "violation_id FROM current_violations WHERE org_id = $1 LIMIT $2)",
                            org_id, count)
 
-    try:
-        await evaluate(0, 6)
-        url = f"/api/orgs/{name}/violations?sort=-observedAt&page[size]=10"
-        last_link = (await get(client, token, url))["links"]["last"]
-        assert link_query(last_link)["page[number]"] == ["2"]
-        # 40 rows (page 2 is no longer the last), 25 (the last again), 10 (past the end)
-        for change, left in ((lambda: evaluate(6, 2), 10), (lambda: forget(15), 5),
-                             (lambda: forget(15), 0)):
-            await change()
-            last = await get(client, token, last_link)
-            by_number = await get(client, token, f"{url}&page[number]=2")
-            assert last["violations"] == by_number["violations"]
-            assert len(last["violations"]) == left
-            assert last["meta"] == by_number["meta"]
-    finally:
-        await pool.execute("DELETE FROM orgs WHERE id = $1", org_id)
+    await evaluate(0, 6)
+    url = f"/api/orgs/{name}/violations?sort=-observedAt&page[size]=10"
+    last_link = (await get(client, token, url))["links"]["last"]
+    assert link_query(last_link)["page[number]"] == ["2"]
+    # 40 rows (page 2 is no longer the last), 25 (the last again), 10 (past the end)
+    for change, left in ((lambda: evaluate(6, 2), 10), (lambda: forget(15), 5),
+                         (lambda: forget(15), 0)):
+        await change()
+        last = await get(client, token, last_link)
+        by_number = await get(client, token, f"{url}&page[number]=2")
+        assert last["violations"] == by_number["violations"]
+        assert len(last["violations"]) == left
+        assert last["meta"] == by_number["meta"]
 
 
 async def test_a_continued_page_keeps_the_meta_of_its_number(client: TestClient, seeded) -> None:
@@ -253,26 +251,22 @@ async def test_a_continued_page_keeps_the_meta_of_its_number(client: TestClient,
 
 
 async def test_continuing_after_rows_changed_skips_and_repeats_nothing(
-        client: TestClient, pool: asyncpg.Pool) -> None:
+        client: TestClient, pool: asyncpg.Pool, new_org) -> None:
     # the worker replaces an entity's violations at any time: a page number would shift,
     # a continuation by sort key does not
-    name = f"org-{uuid.uuid4().hex[:8]}"
-    org_id, token = await create_org(pool, name)
-    try:
-        current = await seed(pool, org_id, [
-            Evaluation("stack", f"web/s{i}", BASE_TIME + timedelta(minutes=i),
-                       [_violation(i, v, f"web/s{i}") for v in range(5)]) for i in range(6)])
-        url = f"/api/orgs/{name}/violations?sort=-observedAt&page[size]=10"
-        first = await get(client, token, url)
-        seen = [item["id"] for item in first["violations"]]
-        await pool.execute("DELETE FROM current_violations WHERE violation_id = ANY($1)",
-                           seen[:4])
-        second = await get(client, token, first["links"]["next"])
-        newest_first = sorted(current, key=lambda c: (c.evaluation.at, c.id), reverse=True)
-        assert [item["id"] for item in second["violations"]] == [
-            c.id for c in newest_first[10:20]]
-    finally:
-        await pool.execute("DELETE FROM orgs WHERE id = $1", org_id)
+    name, token = await new_org()
+    current = await seed(pool, await org_id_of(pool, name), [
+        Evaluation("stack", f"web/s{i}", BASE_TIME + timedelta(minutes=i),
+                   [_violation(i, v, f"web/s{i}") for v in range(5)]) for i in range(6)])
+    url = f"/api/orgs/{name}/violations?sort=-observedAt&page[size]=10"
+    first = await get(client, token, url)
+    seen = [item["id"] for item in first["violations"]]
+    await pool.execute("DELETE FROM current_violations WHERE violation_id = ANY($1)",
+                       seen[:4])
+    second = await get(client, token, first["links"]["next"])
+    newest_first = sorted(current, key=lambda c: (c.evaluation.at, c.id), reverse=True)
+    assert [item["id"] for item in second["violations"]] == [
+        c.id for c in newest_first[10:20]]
 
 
 async def test_estimated_totals_still_page_exactly(client: TestClient, seeded,
@@ -320,20 +314,17 @@ async def test_each_filter_narrows(client: TestClient, seeded, name: str, value:
 
 
 async def test_a_group_filter_finds_the_orgs_rows_only(client: TestClient, seeded,
-                                                       pool: asyncpg.Pool) -> None:
+                                                       pool: asyncpg.Pool, new_org) -> None:
     # another org's members of a group of the same name are in the same GIN index
     org, token, current = seeded
-    other_id, _ = await create_org(pool, f"org-{uuid.uuid4().hex[:8]}")
-    try:
-        await seed(pool, other_id, [Evaluation("stack", f"web/s{i}", BASE_TIME,
-                                               [_violation(0, v, "web") for v in range(9)])
-                                    for i in range(20)])
-        items = await fetch_all(client, token, f"/api/orgs/{org}/violations"
-                                               "?filter[group]=shared", size=500)
-        assert sorted(i["id"] for i in items) == sorted(
-            c.id for c in current if "shared" in c.violation.groups)
-    finally:
-        await pool.execute("DELETE FROM orgs WHERE id = $1", other_id)
+    other, _ = await new_org()
+    await seed(pool, await org_id_of(pool, other), [
+        Evaluation("stack", f"web/s{i}", BASE_TIME, [_violation(0, v, "web") for v in range(9)])
+        for i in range(20)])
+    items = await fetch_all(client, token, f"/api/orgs/{org}/violations"
+                                           "?filter[group]=shared", size=500)
+    assert sorted(i["id"] for i in items) == sorted(
+        c.id for c in current if "shared" in c.violation.groups)
 
 
 async def test_filters_combine(client: TestClient, seeded) -> None:
