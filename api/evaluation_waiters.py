@@ -12,9 +12,8 @@ import asyncpg
 from aiohttp import web
 
 from api.keys import SETTINGS, TOKEN_CACHE
+from gavel.evaluations import FINISHED_CHANNEL
 from gavel.tokens import TOKENS_CHANNEL, TokenCache
-
-CHANNEL = "gavel_evaluation"
 
 
 class EvaluationWaiters:
@@ -51,7 +50,7 @@ async def notifications(app: web.Application) -> AsyncIterator[None]:
     app[WAITERS] = waiters
     app[TOKEN_CACHE] = tokens
     conn = await asyncpg.connect(settings.database.url)
-    await conn.add_listener(CHANNEL, waiters.notify)
+    await conn.add_listener(FINISHED_CHANNEL, waiters.notify)
     await conn.add_listener(TOKENS_CHANNEL, tokens.clear)
     yield
     with contextlib.suppress(Exception):

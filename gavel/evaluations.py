@@ -12,6 +12,10 @@ import asyncpg
 from gavel.events import envelope
 from gavel.outbox import CHANNEL as OUTBOX_CHANNEL
 
+# notified with an evaluation's id when it is stored finished (worker.store); the API's
+# long-polls listen on it
+FINISHED_CHANNEL = "gavel_evaluation"
+
 # One statement, so one round trip and atomic without a transaction: register the
 # stack (for stack events), insert the pending evaluation unless its event id was
 # seen, and only then queue its event, stamped with the org's group revision. The

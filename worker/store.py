@@ -6,7 +6,7 @@ event time) and ``current_violations`` holds a copy of that evaluation's violati
 The row lock on ``latest_evaluations`` serializes two writers of one entity. The
 current state, with the compliance counts it adds up to, is replaced by
 ``gavel.compliance_summary``; the org-wide counts are written last. The statement that
-stores an evaluation also announces it on NOTIFY_CHANNEL (delivered at commit), which
+stores an evaluation also announces it on FINISHED_CHANNEL (delivered at commit), which
 long-polls of the API wait for.
 """
 
@@ -22,10 +22,9 @@ import orjson
 
 from gavel import compliance_summary
 from gavel.db import plan_by_key
+from gavel.evaluations import FINISHED_CHANNEL
 from gavel.events import AccountEvent, StackEvent
 from worker.evaluate import PackResult
-
-NOTIFY_CHANNEL = "gavel_evaluation"
 
 _FINISH_PENDING = """
 UPDATE evaluations e
@@ -121,7 +120,7 @@ async def _finish_or_insert(conn: asyncpg.Connection,
     rows = await conn.fetch(
         _FINISH_PENDING, [d.evaluation_id for d in items], [d.outcome for d in items],
         [d.blocking for d in items], [provenance[d.evaluation_id] for d in items],
-        [d.opa_version for d in items], [d.resource_count for d in items], NOTIFY_CHANNEL)
+        [d.opa_version for d in items], [d.resource_count for d in items], FINISHED_CHANNEL)
     stored = {row["id"]: row["finished_at"] for row in rows}
     rest = [d for d in items if d.evaluation_id not in stored]
     if rest:
@@ -133,7 +132,7 @@ async def _finish_or_insert(conn: asyncpg.Connection,
             [d.blocking for d in rest], [provenance[d.evaluation_id] for d in rest],
             [d.opa_version for d in rest], [d.resource_count for d in rest],
             [s[0] for s in scans], [s[1] for s in scans], [s[2] for s in scans],
-            [d.audit_id for d in rest], [d.occurred_at for d in rest], NOTIFY_CHANNEL)
+            [d.audit_id for d in rest], [d.occurred_at for d in rest], FINISHED_CHANNEL)
         stored.update({row["id"]: row["finished_at"] for row in rows})
     return stored
 
