@@ -1,7 +1,11 @@
 """The evaluation consumer loop: poll, hand messages on, react to rebalances.
 
-Work runs as tasks capped by ``GAVEL_WORKER_CONCURRENCY``; when the cap is reached
-the assigned partitions are paused instead of buffering. Offsets are committed only
+Work runs as tasks capped by ``GAVEL_WORKER_CONCURRENCY``. When the cap is reached the
+loop waits for a task to finish before it polls again; what the consumer fetched
+meanwhile (one fetch per partition) stays buffered. Only when no task finishes for
+SATURATED_WAIT seconds are the assigned partitions paused, so that polling goes on
+(the group would otherwise drop a worker that stops polling): pausing discards the
+buffered records, which are fetched again on resume. Offsets are committed only
 up to the lowest message still in flight, i.e. only what is stored in Postgres, and at
 most every COMMIT_INTERVAL seconds (and on revocation and shutdown): a commit per
 message would cost the broker about as much as the message itself. After a crash the
@@ -28,6 +32,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[ConsumerRecord], Awaitable[None]]
 FailedHandler = Callable[[ConsumerRecord, str], Awaitable[None]]
 COMMIT_INTERVAL = 0.2
+SATURATED_WAIT = 1.0
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -68,13 +73,14 @@ class EvaluationLoop:
             while not stop.is_set():
                 if self._fatal is not None:
                     raise self._fatal
-                saturated = len(self._tasks) >= self._concurrency
-                if saturated != paused:
+                room = self._concurrency - len(self._tasks)
+                if room <= 0:
+                    room = await self._wait_for_room()
+                if (room <= 0) != paused:
                     assignment = self._consumer.assignment()
-                    (self._consumer.pause if saturated else self._consumer.resume)(*assignment)
-                    paused = saturated
-                room = max(1, self._concurrency - len(self._tasks))
-                batch = await self._consumer.getmany(timeout_ms=100, max_records=room)
+                    (self._consumer.resume if paused else self._consumer.pause)(*assignment)
+                    paused = not paused
+                batch = await self._consumer.getmany(timeout_ms=100, max_records=max(1, room))
                 for tp, messages in batch.items():
                     for message in messages:
                         self._start(tp, message)
@@ -86,6 +92,12 @@ class EvaluationLoop:
             with contextlib.suppress(asyncio.CancelledError):
                 await lag_reporter
             await self._drain()
+
+    async def _wait_for_room(self) -> int:
+        """Free places once a task finishes, or 0 after SATURATED_WAIT seconds."""
+        await asyncio.wait(list(self._tasks), timeout=SATURATED_WAIT,
+                           return_when=asyncio.FIRST_COMPLETED)
+        return max(0, self._concurrency - len(self._tasks))
 
     def _start(self, tp: TopicPartition, message: ConsumerRecord) -> None:
         record_consumed(message.topic)

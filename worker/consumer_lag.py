@@ -1,8 +1,8 @@
 """Consumer lag of the worker's assigned partitions: highwater minus position.
 
 Measured with a ListOffsets request rather than the highwater of the last fetch,
-because a paused (saturated) partition is not fetched and would report a stale lag
-exactly when the worker falls behind.
+because a saturated worker stops fetching (its partitions' next records wait in the
+buffer, or are paused) and would report a stale lag exactly when it falls behind.
 """
 
 from __future__ import annotations
