@@ -239,7 +239,7 @@ async def replace_current_state(conn: asyncpg.Connection, advanced: Sequence[asy
     org_id, entity_type, entity_key, evaluation_id) become those of that evaluation;
     returns the change of the counts, for ``add``. Planning this statement costs more
     than running it for a few entities: the caller's transaction should plan it once per
-    connection, with index lookups (``gavel.db.plan_by_key``)."""
+    connection, with index lookups (``gavel.db.transaction_by_key``)."""
     return await conn.fetch(_REPLACE, [r["org_id"] for r in advanced],
                             [r["entity_type"] for r in advanced],
                             [r["entity_key"] for r in advanced],

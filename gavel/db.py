@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -29,14 +30,24 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
                               schema="pg_catalog", format="binary")
 
 
-async def plan_by_key(conn: asyncpg.Connection) -> None:
-    """For the rest of a transaction whose statements all find their rows by key: plan
-    each once per connection (a generic plan suits any batch; planning can cost more
-    than running), and never as a sequential scan. A plan made while the tables were
-    small or never analyzed, as in a fresh installation, would otherwise scan whole
-    tables, and keep doing so as they grow, until autovacuum analyzes them."""
-    await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan; "
-                       "SET LOCAL enable_seqscan = off")
+@asynccontextmanager
+async def transaction_by_key(conn: asyncpg.Connection) -> AsyncIterator[None]:
+    """A transaction whose statements all find their rows by key, begun in one round
+    trip with how they are planned: each once per connection (a generic plan suits any
+    batch; planning can cost more than running), and never as a sequential scan. A
+    plan made while the tables were small or never analyzed, as in a fresh
+    installation, would otherwise scan whole tables, and keep doing so as they grow,
+    until autovacuum analyzes them. Rolled back if the block raises."""
+    try:
+        await conn.execute("BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; "
+                           "SET LOCAL enable_seqscan = off")
+        yield
+    except BaseException:
+        if not conn.is_closed():
+            with contextlib.suppress(Exception):
+                await conn.execute("ROLLBACK")
+        raise
+    await conn.execute("COMMIT")
 
 
 class PooledConnection(asyncpg.Connection):

@@ -21,38 +21,60 @@ import asyncpg
 import orjson
 
 from gavel import compliance_summary
-from gavel.db import plan_by_key
+from gavel.db import transaction_by_key
 from gavel.evaluations import FINISHED_CHANNEL
 from gavel.events import AccountEvent, StackEvent
 from worker.evaluate import PackResult
 
-_FINISH_PENDING = """
-UPDATE evaluations e
-SET status = 'finished', outcome = u.outcome, blocking = u.blocking, packs = u.packs::jsonb,
-    opa_version = u.opa_version, finished_at = now(), resource_count = u.resource_count
-FROM unnest($1::uuid[], $2::text[], $3::bool[], $4::text[], $5::text[], $6::int[])
-     AS u(id, outcome, blocking, packs, opa_version, resource_count)
-WHERE e.id = u.id AND e.status = 'pending'
-RETURNING e.id, e.finished_at, pg_notify($7, e.id::text)
+_EVALUATION_ROWS = """
+unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+       $8::bool[], $9::text[], $10::text[], $11::int[], $12::text[], $13::int[], $14::int[],
+       $15::uuid[], $16::timestamptz[])
+AS u(id, org_id, event_id, entity_type, entity_key, kind, outcome, blocking, packs, opa_version,
+     resource_count, scan_id, chunk, chunks, audit_id, occurred_at)
 """
-_INSERT_FINISHED = """
-INSERT INTO evaluations (id, org_id, event_id, entity_type, entity_key, kind, status, outcome,
-                         blocking, packs, opa_version, finished_at, resource_count, scan_id,
-                         chunk, chunks, audit_id, occurred_at)
-SELECT id, org_id, event_id, entity_type, entity_key, kind, 'finished', outcome, blocking,
-       packs::jsonb, opa_version, now(), resource_count, scan_id, chunk, chunks, audit_id,
-       occurred_at
-FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
-            $7::text[], $8::bool[], $9::text[], $10::text[], $11::int[], $12::text[],
-            $13::int[], $14::int[], $15::uuid[], $16::timestamptz[])
-     AS u(id, org_id, event_id, entity_type, entity_key, kind, outcome, blocking, packs,
-          opa_version, resource_count, scan_id, chunk, chunks, audit_id, occurred_at)
-ON CONFLICT DO NOTHING
-RETURNING id, finished_at, pg_notify($17, id::text)
+_VIOLATION_ROWS = """
+unnest($17::uuid[], $18::text[], $19::text[], $20::int[], $21::text[], $22::text[],
+       $23::text[], $24::text[], $25::text[], $26::text[])
+AS v(evaluation_id, groups, pack, pack_version, version_tag, policy, level, urn, message,
+     details)
 """
-_VIOLATION_COLUMNS = ["evaluation_id", "org_id", "entity_type", "entity_key", "groups", "pack",
-                      "pack_version", "version_tag", "policy", "level", "urn", "message",
-                      "details", "observed_at"]
+# One statement finishes the pending evaluations (accepted over HTTP), inserts the others
+# (straight off Kafka, audits) and inserts the violations of those it stored. An
+# evaluation that exists already, pending or not, conflicts and is left to the UPDATE,
+# whatever order the two run in; one stored before is neither updated nor inserted.
+_STORE_FINISHED = f"""
+WITH u AS (SELECT * FROM {_EVALUATION_ROWS}),
+finished AS (
+    UPDATE evaluations e
+    SET status = 'finished', outcome = u.outcome, blocking = u.blocking,
+        packs = u.packs::jsonb, opa_version = u.opa_version, finished_at = now(),
+        resource_count = u.resource_count
+    FROM u WHERE e.id = u.id AND e.status = 'pending'
+    RETURNING e.id, e.finished_at),
+inserted AS (
+    INSERT INTO evaluations (id, org_id, event_id, entity_type, entity_key, kind, status,
+                             outcome, blocking, packs, opa_version, finished_at,
+                             resource_count, scan_id, chunk, chunks, audit_id, occurred_at)
+    SELECT id, org_id, event_id, entity_type, entity_key, kind, 'finished', outcome,
+           blocking, packs::jsonb, opa_version, now(), resource_count, scan_id, chunk,
+           chunks, audit_id, occurred_at
+    FROM u
+    ON CONFLICT DO NOTHING
+    RETURNING id, finished_at),
+stored AS (SELECT id, finished_at FROM finished UNION ALL SELECT id, finished_at FROM inserted),
+found AS (
+    INSERT INTO violations (evaluation_id, org_id, entity_type, entity_key, groups, pack,
+                            pack_version, version_tag, policy, level, urn, message, details,
+                            observed_at)
+    SELECT v.evaluation_id, u.org_id, u.entity_type, u.entity_key,
+           ARRAY(SELECT jsonb_array_elements_text(v.groups::jsonb)), v.pack, v.pack_version,
+           v.version_tag, v.policy, v.level, v.urn, v.message, v.details::jsonb,
+           s.finished_at
+    FROM {_VIOLATION_ROWS}
+         JOIN stored s ON s.id = v.evaluation_id JOIN u ON u.id = v.evaluation_id)
+SELECT id, finished_at, pg_notify($27, id::text) FROM stored
+"""
 # Newest by event time wins; a batch may hold several evaluations of one entity.
 _ADVANCE_LATEST = """
 INSERT INTO latest_evaluations (org_id, entity_type, entity_key, evaluation_id, occurred_at,
@@ -97,13 +119,11 @@ async def store_batch(conn: asyncpg.Connection,
     """Store the evaluations; return the finish time of those not stored before."""
     unique = {done.evaluation_id: done for done in batch}
     items = sorted(unique.values(), key=lambda d: (d.org_id, d.entity_type, d.entity_key))
-    async with conn.transaction():
-        await plan_by_key(conn)
-        stored = await _finish_or_insert(conn, items)
+    async with transaction_by_key(conn):
+        stored = await _store_finished(conn, items)
         new = [done for done in items if done.evaluation_id in stored]
         if not new:
             return stored
-        await _insert_violations(conn, new, stored)
         change = await _advance_current_state(conn, [done.evaluation_id for done in new])
         await _remember_resources(conn, [d for d in new if d.event is not None])
         if change:
@@ -111,41 +131,31 @@ async def store_batch(conn: asyncpg.Connection,
     return stored
 
 
-async def _finish_or_insert(conn: asyncpg.Connection,
-                            items: list[Finished]) -> dict[uuid.UUID, datetime]:
-    # as JSON text: a list per element would read as a dimension of a jsonb[] array
-    provenance = {d.evaluation_id: orjson.dumps([p.provenance(d.opa_version)
-                                                 for p in d.packs]).decode()
-                  for d in items}
+async def _store_finished(conn: asyncpg.Connection,
+                          items: list[Finished]) -> dict[uuid.UUID, datetime]:
+    """Store the evaluations not stored before, with their violations; return their
+    finish times."""
+    # JSON as text: a list per element would read as a dimension of a jsonb[] array
+    provenance = [_json([p.provenance(d.opa_version) for p in d.packs]) for d in items]
+    scans = [d.scan or (None, None, None) for d in items]
+    found = [(d.evaluation_id, v) for d in items for pack in d.packs for v in pack.violations]
     rows = await conn.fetch(
-        _FINISH_PENDING, [d.evaluation_id for d in items], [d.outcome for d in items],
-        [d.blocking for d in items], [provenance[d.evaluation_id] for d in items],
-        [d.opa_version for d in items], [d.resource_count for d in items], FINISHED_CHANNEL)
-    stored = {row["id"]: row["finished_at"] for row in rows}
-    rest = [d for d in items if d.evaluation_id not in stored]
-    if rest:
-        scans = [d.scan or (None, None, None) for d in rest]
-        rows = await conn.fetch(
-            _INSERT_FINISHED, [d.evaluation_id for d in rest], [d.org_id for d in rest],
-            [d.event_id for d in rest], [d.entity_type for d in rest],
-            [d.entity_key for d in rest], [d.kind for d in rest], [d.outcome for d in rest],
-            [d.blocking for d in rest], [provenance[d.evaluation_id] for d in rest],
-            [d.opa_version for d in rest], [d.resource_count for d in rest],
-            [s[0] for s in scans], [s[1] for s in scans], [s[2] for s in scans],
-            [d.audit_id for d in rest], [d.occurred_at for d in rest], FINISHED_CHANNEL)
-        stored.update({row["id"]: row["finished_at"] for row in rows})
-    return stored
+        _STORE_FINISHED, [d.evaluation_id for d in items], [d.org_id for d in items],
+        [d.event_id for d in items], [d.entity_type for d in items],
+        [d.entity_key for d in items], [d.kind for d in items], [d.outcome for d in items],
+        [d.blocking for d in items], provenance, [d.opa_version for d in items],
+        [d.resource_count for d in items], [s[0] for s in scans], [s[1] for s in scans],
+        [s[2] for s in scans], [d.audit_id for d in items], [d.occurred_at for d in items],
+        [i for i, _ in found], [_json(v.groups) for _, v in found], [v.pack for _, v in found],
+        [v.pack_version for _, v in found], [v.version_tag for _, v in found],
+        [v.policy for _, v in found], [v.level for _, v in found], [v.urn for _, v in found],
+        [v.message for _, v in found],
+        [None if v.details is None else _json(v.details) for _, v in found], FINISHED_CHANNEL)
+    return {row["id"]: row["finished_at"] for row in rows}
 
 
-async def _insert_violations(conn: asyncpg.Connection, new: list[Finished],
-                             stored: dict[uuid.UUID, datetime]) -> None:
-    records = [(d.evaluation_id, d.org_id, d.entity_type, d.entity_key, v.groups, v.pack,
-                v.pack_version, v.version_tag, v.policy, v.level, v.urn, v.message,
-                v.details, stored[d.evaluation_id])
-               for d in new for pack in d.packs for v in pack.violations]
-    if records:
-        await conn.copy_records_to_table("violations", records=records,
-                                         columns=_VIOLATION_COLUMNS)
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 async def _advance_current_state(conn: asyncpg.Connection,
