@@ -65,8 +65,10 @@ class EagerPublisher:
     async def run(self) -> None:
         """Keep a producer and mark acknowledged rows, until cancelled."""
         try:
+            # one event per request: lingering would only delay it (what queues while
+            # a request is out still leaves together)
             self._producer = await start_producer(
-                self._kafka, "eager publishing (the relay publishes meanwhile)")
+                self._kafka, "eager publishing (the relay publishes meanwhile)", linger_ms=0)
             while True:
                 await self._wake.wait()
                 await asyncio.sleep(MARK_INTERVAL)  # gather a batch

@@ -53,12 +53,13 @@ def make_producer(settings: KafkaSettings, **overrides: object) -> AIOKafkaProdu
     return AIOKafkaProducer(**options)
 
 
-async def start_producer(settings: KafkaSettings, waiting: str) -> AIOKafkaProducer:
+async def start_producer(settings: KafkaSettings, waiting: str,
+                         **overrides: object) -> AIOKafkaProducer:
     """A started producer, retrying with backoff (0.5 s doubling to 10 s) until Kafka
     answers; ``waiting`` says in the log what waits meanwhile."""
     delay = 0.5
     while True:
-        producer = make_producer(settings)
+        producer = make_producer(settings, **overrides)
         try:
             await producer.start()
             return producer
