@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from gavel.migrations import migrate
+from gavel.settings import KafkaSettings
 
 
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"token {token}"}
+
+
+async def create_topic(kafka: KafkaSettings, prefix: str) -> str:
+    """A new one-partition topic named ``prefix`` and a random suffix."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, 1, 1)])
+    finally:
+        await admin.close()
+    return name
 
 
 @asynccontextmanager

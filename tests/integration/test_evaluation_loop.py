@@ -11,11 +11,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import ConsumerRecord
 
 from gavel.kafka import make_consumer, make_producer
 from gavel.settings import Settings
+from tests.helpers import create_topic
 from worker import consumer as consumer_module
 from worker.consumer import EvaluationLoop
 
@@ -26,13 +26,7 @@ CONCURRENCY = 4
 @pytest_asyncio.fixture
 async def topic(settings: Settings) -> AsyncIterator[str]:
     """A fresh one-partition topic holding MESSAGES messages."""
-    name = f"it-loop-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, 1, 1)])
-    finally:
-        await admin.close()
+    name = await create_topic(settings.kafka, "it-loop")
     producer = make_producer(settings.kafka)
     await producer.start()
     try:

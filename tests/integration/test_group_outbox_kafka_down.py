@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest_asyncio
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from api.app import background
 from api.outbox_relay import OutboxRelay
@@ -26,7 +25,7 @@ from gavel.policy_group_models import NewPolicyGroup, PolicyGroupUpdate
 from gavel.policy_groups import create_group
 from gavel.settings import KafkaSettings, Settings
 from tests.group_events import org_events
-from tests.helpers import migrated_database
+from tests.helpers import create_topic, migrated_database
 
 
 @pytest_asyncio.fixture
@@ -54,13 +53,7 @@ async def make_changes(pool: asyncpg.Pool, topic: str) -> str:
 
 async def test_changes_wait_for_kafka_and_arrive_once_in_order(
         own_database: str, settings: Settings) -> None:
-    topic = f"test-outbox-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, 1, 1)])
-    finally:
-        await admin.close()
+    topic = await create_topic(settings.kafka, "test-outbox")
     pool = await create_pool(settings.database.model_copy(update={"url": own_database}))
     try:
         down = KafkaSettings(bootstrap_servers=f"127.0.0.1:{closed_port()}")

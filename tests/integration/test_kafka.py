@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 
 from gavel.kafka import ensure_topics, make_consumer, make_producer
 from gavel.settings import Settings
+from tests.helpers import create_topic
 
 
 async def test_topics_are_created_idempotently(settings: Settings) -> None:
@@ -25,12 +26,8 @@ async def test_topics_are_created_idempotently(settings: Settings) -> None:
 
 
 async def test_produce_consume_and_commit(settings: Settings) -> None:
-    topic = f"it-{uuid.uuid4().hex[:8]}"
+    topic = await create_topic(settings.kafka, "it")
     group = f"it-group-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
-    await admin.start()
-    await admin.create_topics([NewTopic(topic, 1, 1)])
-    await admin.close()
 
     producer = make_producer(settings.kafka)
     await producer.start()
