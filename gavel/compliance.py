@@ -15,7 +15,7 @@ pack version, policy and group, however many entities and violations the org has
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,11 +63,25 @@ class PolicyTally:
     violations: dict[str, int] = field(default_factory=lambda: {"advisory": 0, "mandatory": 0})
 
 
-def _violations(row: asyncpg.Record) -> dict[str, int]:
+def level_counts(row: asyncpg.Record) -> dict[str, int]:
     return {"advisory": int(row["advisory"]), "mandatory": int(row["mandatory"])}
 
 
-def pack_view(row: asyncpg.Record, published: list[str],
+def pack_views(pack_rows: Sequence[asyncpg.Record], policy_rows: Sequence[asyncpg.Record],
+               published_rows: Sequence[asyncpg.Record]) -> list[dict[str, Any]]:
+    """The packs of ``pack_rows`` as the API shows them, each with its policies' rows
+    (``policy_rows``), the published ones in their published order (``published_rows``,
+    as PUBLISHED reads them)."""
+    published = {(r["pack"], r["version"]): list(r["policies"]) for r in published_rows}
+    tallies: dict[tuple[str, int], dict[str, PolicyTally]] = {}
+    for r in policy_rows:
+        tallies.setdefault((r["pack"], r["version"]), {})[r["policy"]] = PolicyTally(
+            int(r["failing"]), level_counts(r))
+    return [_pack_view(r, published.get((r["name"], r["version"]), []),
+                       tallies.get((r["name"], r["version"]), {})) for r in pack_rows]
+
+
+def _pack_view(row: asyncpg.Record, published: list[str],
                tallies: Mapping[str, PolicyTally]) -> dict[str, Any]:
     ran_ok = int(row["evaluated"]) - int(row["errored"])
     # published order first; a policy only seen in violations (its version since
@@ -105,13 +119,6 @@ async def compliance(pool: asyncpg.Pool, org_id: int, filters: Mapping[str, Any]
         page = all_packs[offset:offset + limit]
         names = sorted({r["name"] for r in page})
         published_rows = await conn.fetch(PUBLISHED, org_id, names) if names else []
-    published = {(r["pack"], r["version"]): list(r["policies"]) for r in published_rows}
-    tallies: dict[tuple[str, int], dict[str, PolicyTally]] = {}
-    for r in policy_rows:
-        tallies.setdefault((r["pack"], r["version"]), {})[r["policy"]] = PolicyTally(
-            int(r["failing"]), _violations(r))
-    packs = [pack_view(r, published.get((r["name"], r["version"]), []),
-                        tallies.get((r["name"], r["version"]), {})) for r in page]
-    groups = [{"name": r["name"], **entity_counts(r), "violations": _violations(r)}
+    groups = [{"name": r["name"], **entity_counts(r), "violations": level_counts(r)}
               for r in sorted(group_rows, key=lambda r: r["name"])]
-    return packs, groups, len(all_packs)
+    return pack_views(page, policy_rows, published_rows), groups, len(all_packs)

@@ -80,17 +80,8 @@ async def compliance_from_current_state(pool: asyncpg.Pool, org_id: int,
                            key=lambda r: (r["name"], r["version"]))
         names = sorted({r["name"] for r in pack_rows})
         published_rows = await conn.fetch(compliance.PUBLISHED, org_id, names)
-    published = {(r["pack"], r["version"]): list(r["policies"]) for r in published_rows}
-    tallies: dict[tuple[str, int], dict[str, compliance.PolicyTally]] = {}
-    for r in policy_rows:
-        tallies.setdefault((r["pack"], r["version"]), {})[r["policy"]] = compliance.PolicyTally(
-            int(r["failing"]), {"advisory": int(r["advisory"]),
-                                "mandatory": int(r["mandatory"])})
-    packs = [compliance.pack_view(r, published.get((r["name"], r["version"]), []),
-                                   tallies.get((r["name"], r["version"]), {}))
-             for r in pack_rows]
-    levels = {r["group_name"]: {"advisory": int(r["advisory"]), "mandatory": int(r["mandatory"])}
-              for r in group_rows}
+    packs = compliance.pack_views(pack_rows, policy_rows, published_rows)
+    levels = {r["group_name"]: compliance.level_counts(r) for r in group_rows}
     groups = [{"name": r["name"], **compliance.entity_counts(r),
                "violations": levels.get(r["name"], {"advisory": 0, "mandatory": 0})}
               for r in sorted((r for r in entities if r["kind"] == "group"),
