@@ -39,8 +39,8 @@ import orjson
 from bench.packs import example_policies
 from bench.processes import free_port, load_average
 from bench.report import Report, percentile
-from gavel.rego import loadable_module, policy_id, policy_package, policy_slug
-from worker.opa_runtime import runner_module
+from gavel.rego import policy_slug, runner_id
+from worker.opa_runtime import PackVersion, runner_module, runner_package
 
 FORMS = ("policies", "runner", "static")
 DEVSTACK = Path(__file__).resolve().parent.parent / "deploy" / "local" / "devstack.py"
@@ -61,20 +61,19 @@ def static_runner(version_id: int, slugs: list[str]) -> str:
              f'    "{slug}" in input.policies\n'
              f"    vs := data.gavel.pv{version_id}.{slug}.violations"
              f" with input.config as input.configs.{slug}\n}}\n" for slug in slugs]
-    return (f"package gavel.run.pv{version_id}\n\n" + "\n".join(rules) +
+    return (f"package {runner_package(version_id)}\n\n" + "\n".join(rules) +
             "\nbatch := [r | some item in input.batch; r := results with input as item]\n")
 
 
 def version_modules(form: str, version_id: int) -> list[tuple[str, str]]:
     """(OPA policy id, text) of one pack version, runner last."""
-    policies = example_policies()
-    modules = [(policy_id(version_id, i), loadable_module(p["rego"], policy_package(version_id, i)))
-               for i, p in enumerate(policies)]
-    slugs = [policy_slug(i) for i in range(len(policies))]
+    version = PackVersion.of(version_id, example_policies())
+    modules = list(version.modules)
+    slugs = [policy.slug for policy in version.policies]
     runner = {"runner": runner_module(version_id),
               "static": static_runner(version_id, slugs)}.get(form)
     if runner is not None:
-        modules.append((f"gavel/run/pv{version_id}", runner))
+        modules.append((runner_id(version_id), runner))
     return modules
 
 

@@ -64,6 +64,19 @@ class PackVersion:
     policies: tuple[Policy, ...]
     modules: tuple[tuple[str, str], ...]  # (OPA policy id, placed module text)
 
+    @classmethod
+    def of(cls, version_id: int, policies: list[dict[str, Any]]) -> PackVersion:
+        """The version of id ``version_id`` whose policies are ``policies`` (as published:
+        name, enforcementLevel, rego), each module placed as the worker loads it."""
+        return cls(
+            id=version_id,
+            policies=tuple(Policy(policy_slug(i), p["name"],
+                                  p.get("enforcementLevel") or "advisory")
+                           for i, p in enumerate(policies)),
+            modules=tuple((policy_id(version_id, i),
+                           loadable_module(p["rego"], policy_package(version_id, i)))
+                          for i, p in enumerate(policies)))
+
     @property
     def module_ids(self) -> tuple[str, ...]:
         """Every OPA policy id of the version, runner first (the order of removal)."""
@@ -106,14 +119,7 @@ class PackCatalog:
                 "SELECT policies FROM policy_pack_versions WHERE id = $1", version_id)
             if policies is None:
                 raise PackFailed(f"pack version {version_id} no longer exists")
-            found = PackVersion(
-                id=version_id,
-                policies=tuple(Policy(policy_slug(i), p["name"],
-                                      p.get("enforcementLevel") or "advisory")
-                               for i, p in enumerate(policies)),
-                modules=tuple((policy_id(version_id, i),
-                               loadable_module(p["rego"], policy_package(version_id, i)))
-                              for i, p in enumerate(policies)))
+            found = PackVersion.of(version_id, policies)
             self._versions[version_id] = found
         return found
 

@@ -14,9 +14,9 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from gavel.rego import loadable_module, policy_id, policy_package, policy_slug
+from gavel.rego import policy_id, policy_slug
 from tests.worker_process import free_port, opa_healthy, opa_process, wait_until
-from worker.opa_runtime import OpaRuntime, PackVersion, Policy
+from worker.opa_runtime import OpaRuntime, PackVersion
 
 EXAMPLE_PACK = Path(__file__).resolve().parents[2] / "examples" / "aws-baseline.json"
 POLICIES = json.loads(EXAMPLE_PACK.read_text())["policies"]
@@ -69,14 +69,7 @@ async def opa_url(tmp_path: Path) -> AsyncIterator[str]:
 
 def new_version() -> PackVersion:
     """aws-baseline as a pack version of an id of its own."""
-    version_id = random.randrange(10**12, 10**13)
-    return PackVersion(
-        id=version_id,
-        policies=tuple(Policy(policy_slug(i), p["name"], p["enforcementLevel"])
-                       for i, p in enumerate(POLICIES)),
-        modules=tuple((policy_id(version_id, i),
-                       loadable_module(p["rego"], policy_package(version_id, i)))
-                      for i, p in enumerate(POLICIES)))
+    return PackVersion.of(random.randrange(10**12, 10**13), POLICIES)
 
 
 @pytest.fixture
