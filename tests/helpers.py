@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from gavel.migrations import migrate
+from gavel.migrations import discover, migrate
 from gavel.settings import KafkaSettings
 
 
@@ -30,15 +30,18 @@ async def create_topic(kafka: KafkaSettings, prefix: str) -> str:
 
 
 @asynccontextmanager
-async def migrated_database(base_url: str, name: str) -> AsyncIterator[str]:
-    """Create database ``name`` beside ``base_url``, migrate it, drop it afterwards."""
+async def migrated_database(base_url: str, name: str,
+                            before: int | None = None) -> AsyncIterator[str]:
+    """Create database ``name`` beside ``base_url``, migrate it (only the migrations
+    numbered below ``before``, if given), drop it afterwards."""
     admin = await asyncpg.connect(base_url)
     await admin.execute(f'CREATE DATABASE "{name}"')
     url = base_url.rsplit("/", 1)[0] + f"/{name}"
     try:
         conn = await asyncpg.connect(url)
         try:
-            await migrate(conn)
+            await migrate(conn, None if before is None else
+                          [m for m in discover() if m.version < before])
         finally:
             await conn.close()
         yield url

@@ -16,10 +16,11 @@ import asyncpg
 
 from gavel import compliance, compliance_summary
 from gavel.db import create_pool
-from gavel.migrations import discover, migrate
+from gavel.migrations import migrate
 from gavel.orgs import create_org
 from gavel.settings import Settings
 from tests.compliance_oracle import compliance_from_current_state
+from tests.helpers import migrated_database
 from tests.policy_setup import org_id, publish
 from tests.result_seed import Evaluation, seed
 from tests.result_seed import Violation as SeededViolation
@@ -183,29 +184,18 @@ async def test_concurrent_writers_of_one_org_add_up(pool: asyncpg.Pool, new_org)
 
 async def test_migration_fills_the_summary_from_stored_results(
         stack_env: dict[str, str], settings: Settings, session_id: str) -> None:
-    base_url = stack_env["GAVEL_DATABASE_URL"]
-    name = f"gavel_test_{session_id}_summary"
-    admin = await asyncpg.connect(base_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = base_url.rsplit("/", 1)[0] + f"/{name}"
-        conn = await asyncpg.connect(url)
+    async with migrated_database(stack_env["GAVEL_DATABASE_URL"],
+                                 f"gavel_test_{session_id}_summary", before=6) as url:
+        pool = await create_pool(settings.database.model_copy(update={"url": url}))
         try:
-            await migrate(conn, [m for m in discover() if m.version < 6])
-            pool = await create_pool(settings.database.model_copy(update={"url": url}))
-            try:
-                oid, _ = await create_org(pool, "before")
-                await seed(pool, oid, stored_before(), summary=False)
+            oid, _ = await create_org(pool, "before")
+            await seed(pool, oid, stored_before(), summary=False)
+            async with pool.acquire() as conn:
                 await migrate(conn)
-                assert (await answers(pool, oid))[0][0]
-                await assert_as_rebuilt(pool, oid)
-            finally:
-                await pool.close()
+            assert (await answers(pool, oid))[0][0]
+            await assert_as_rebuilt(pool, oid)
         finally:
-            await conn.close()
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+            await pool.close()
 
 
 def stored_before() -> list[Evaluation]:
