@@ -49,7 +49,6 @@ class OutboxRelay:
         finally:
             await producer.stop()
 
-
     async def _publish_forever(self, producer: AIOKafkaProducer,
                                conn: asyncpg.Connection) -> None:
         delay = 0.5

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 import asyncpg
 import orjson
@@ -44,7 +43,7 @@ async def transaction_by_key(conn: asyncpg.Connection) -> AsyncIterator[None]:
         yield
     except BaseException:
         if not conn.is_closed():
-            with contextlib.suppress(Exception):
+            with suppress(Exception):
                 await conn.execute("ROLLBACK")
         raise
     await conn.execute("COMMIT")

@@ -77,7 +77,7 @@ async def _page(request: web.Request, query: PagedQuery,
         except ValueError as exc:
             raise continuation.refused(f"the token's sort key {exc}") from None
     found = await result_pages.fetch_page(request.app[POOL], query, page.offset, page.size,
-                                            seek)
+                                          seek)
     return found.rows, _paging(request, page, found, query, identity)
 
 
