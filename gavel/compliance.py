@@ -5,8 +5,9 @@ many violations they left comes from the provenance of the entity's latest
 evaluation; the counts by policy, level and group from its current violations. An
 entity passes a pack (or a group) when the pack ran without error and left no
 violation; an entity that ran one pack version twice (under groups with different
-configs) counts once. Policies disabled by a group's config are not recorded in the
-provenance, so they count as passing.
+configs) counts once. A policy that a group's config disables is not run, so it is
+neither evaluated nor passing on the entities it was disabled on (the provenance
+records the disabled policies of each run).
 
 The worker keeps these counts per org (``gavel.compliance_summary``), keyed by entity
 type and by the group and pack a filter names, so a request reads a few rows per
@@ -33,7 +34,7 @@ GROUP BY pack, pack_version
 """
 POLICIES = """
 SELECT pack, pack_version AS version, policy, sum(failing) AS failing,
-       sum(advisory) AS advisory, sum(mandatory) AS mandatory
+       sum(advisory) AS advisory, sum(mandatory) AS mandatory, sum(skipped) AS skipped
 FROM compliance_policy_counts
 WHERE org_id = $1 AND group_name = coalesce($3::text, '')
   AND ($2::text IS NULL OR entity_type = $2) AND ($4::text IS NULL OR pack = $4)
@@ -57,17 +58,22 @@ WHERE pp.org_id = $1 AND pp.name = ANY($2::text[])
 """
 
 
+# a row as a query reads it, or as a dict with the same keys
+Row = asyncpg.Record | Mapping[str, Any]
+
+
 @dataclass
 class PolicyTally:
     failing: int = 0
+    skipped: int = 0  # entities the pack ran on with the policy disabled
     violations: dict[str, int] = field(default_factory=lambda: {"advisory": 0, "mandatory": 0})
 
 
-def level_counts(row: asyncpg.Record) -> dict[str, int]:
+def level_counts(row: Row) -> dict[str, int]:
     return {"advisory": int(row["advisory"]), "mandatory": int(row["mandatory"])}
 
 
-def pack_views(pack_rows: Sequence[asyncpg.Record], policy_rows: Sequence[asyncpg.Record],
+def pack_views(pack_rows: Sequence[asyncpg.Record], policy_rows: Sequence[Row],
                published_rows: Sequence[asyncpg.Record]) -> list[dict[str, Any]]:
     """The packs of ``pack_rows`` as the API shows them, each with its policies' rows
     (``policy_rows``), the published ones in their published order (``published_rows``,
@@ -76,7 +82,7 @@ def pack_views(pack_rows: Sequence[asyncpg.Record], policy_rows: Sequence[asyncp
     tallies: dict[tuple[str, int], dict[str, PolicyTally]] = {}
     for r in policy_rows:
         tallies.setdefault((r["pack"], r["version"]), {})[r["policy"]] = PolicyTally(
-            int(r["failing"]), level_counts(r))
+            int(r["failing"]), int(r["skipped"]), level_counts(r))
     return [_pack_view(r, published.get((r["name"], r["version"]), []),
                        tallies.get((r["name"], r["version"]), {})) for r in pack_rows]
 
@@ -93,8 +99,9 @@ def _pack_view(row: asyncpg.Record, published: list[str],
         tally = tallies.get(name, PolicyTally())
         for level, count in tally.violations.items():
             totals[level] += count
-        policies.append({"name": name, "entitiesEvaluated": ran_ok,
-                         "entitiesPassing": ran_ok - tally.failing,
+        evaluated = ran_ok - tally.skipped
+        policies.append({"name": name, "entitiesEvaluated": evaluated,
+                         "entitiesPassing": evaluated - tally.failing,
                          "violations": tally.violations})
     return {"name": row["name"], "version": row["version"], "versionTag": row["version_tag"],
             **entity_counts(row), "violations": totals, "policies": policies}

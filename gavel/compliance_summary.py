@@ -32,16 +32,18 @@ _ENTITIES = "unnest($1::bigint[], $2::text[], $3::text[]) AS u(org_id, entity_ty
 _OF_ENTITIES = ("c.org_id = u.org_id AND c.entity_type = u.entity_type "
                 "AND c.entity_key = u.entity_key")
 _RUN = ("org_id", "entity_type", "entity_key", "pack", "pack_version", "version_tag", "groups",
-        "errored", "violations")
+        "errored", "violations", "disabled")
 _FOUND = ("org_id", "entity_type", "entity_key", "groups", "pack", "pack_version", "policy",
           "level")
 _PACK_RESULTS = """
 INSERT INTO current_pack_results AS c (org_id, entity_type, entity_key, evaluation_id, pack,
-                                       pack_version, version_tag, groups, errored, violations)
+                                       pack_version, version_tag, groups, errored, violations,
+                                       disabled)
 SELECT e.org_id, e.entity_type, e.entity_key, e.id, p ->> 'name', (p ->> 'version')::int,
        p ->> 'versionTag',
        ARRAY(SELECT g ->> 'name' FROM jsonb_array_elements(p -> 'groups') AS g),
-       coalesce(p ->> 'status' = 'error', false), coalesce((p ->> 'violations')::int, 0)
+       coalesce(p ->> 'status' = 'error', false), coalesce((p ->> 'violations')::int, 0),
+       ARRAY(SELECT jsonb_array_elements_text(coalesce(p -> 'disabledPolicies', '[]')))
 FROM evaluations e CROSS JOIN LATERAL jsonb_array_elements(e.packs) AS p
 """
 
@@ -52,15 +54,19 @@ def _counting(runs: str, found: str) -> str:
     -1 takes it away. An entity counts once per key: a pack version it ran twice
     (under groups with different configs) passes only if neither run errored or left
     a violation. ``entities`` is ``evaluated`` for packs and groups, ``failing`` for
-    policies. Counts that do not change are left out; a group's violations by level
-    are added up from its policies' by ``_changes``, which costs less here."""
+    policies (entities whose pack version ran without error and left a violation of
+    the policy, so that none fails more often than it is evaluated; the violations by
+    level count every violation). A policy is ``skipped`` on an entity whose pack
+    version ran without error with the policy disabled in every run (under the group).
+    Counts that do not change are left out; a group's violations by level are added up
+    from its policies' by ``_changes``, which costs less here."""
     return f"""
 runs AS ({runs}),
 found AS ({found}),
 per_pack AS (
-    SELECT sign, org_id, entity_type, group_name, pack, pack_version,
+    SELECT sign, org_id, entity_type, entity_key, group_name, pack, pack_version,
            max(version_tag) AS version_tag, bool_or(errored) AS errored,
-           sum(violations) AS violations
+           sum(violations) AS violations, count(*) AS runs
     FROM runs CROSS JOIN LATERAL unnest(array_append(groups, '')) AS group_name
     GROUP BY sign, org_id, entity_type, entity_key, group_name, pack, pack_version),
 per_group AS (
@@ -71,32 +77,53 @@ per_group AS (
     GROUP BY sign, org_id, entity_type, entity_key, group_name, scope),
 per_policy AS (
     SELECT sign, org_id, entity_type, group_name, pack, pack_version, policy,
-           count(*) FILTER (WHERE level = 'advisory') AS advisory,
-           count(*) FILTER (WHERE level = 'mandatory') AS mandatory
-    FROM found CROSS JOIN LATERAL unnest(array_append(groups, '')) AS group_name
-    GROUP BY sign, org_id, entity_type, entity_key, group_name, pack, pack_version, policy),
+           NOT coalesce(p.errored, false) AS ran, advisory, mandatory
+    FROM (SELECT sign, org_id, entity_type, entity_key, group_name, pack, pack_version,
+                 policy, count(*) FILTER (WHERE level = 'advisory') AS advisory,
+                 count(*) FILTER (WHERE level = 'mandatory') AS mandatory
+          FROM found CROSS JOIN LATERAL unnest(array_append(groups, '')) AS group_name
+          GROUP BY sign, org_id, entity_type, entity_key, group_name, pack, pack_version,
+                   policy) AS f
+         LEFT JOIN per_pack p USING (sign, org_id, entity_type, entity_key, group_name, pack,
+                                     pack_version)),
+per_skip AS (
+    SELECT sign, org_id, entity_type, group_name, pack, pack_version, policy
+    FROM (SELECT sign, org_id, entity_type, entity_key, group_name, pack, pack_version,
+                 policy, count(*) AS runs
+          FROM runs CROSS JOIN LATERAL unnest(array_append(groups, '')) AS group_name
+               CROSS JOIN LATERAL unnest(disabled) AS policy
+          GROUP BY sign, org_id, entity_type, entity_key, group_name, pack, pack_version,
+                   policy) AS d
+         JOIN per_pack p USING (sign, org_id, entity_type, entity_key, group_name, pack,
+                                pack_version)
+    WHERE NOT p.errored AND d.runs = p.runs),
 counted AS (
     SELECT 'pack' AS kind, org_id, entity_type, group_name, pack, pack_version, '' AS policy,
            version_tag, sign AS entities, sign * errored::int AS errored,
            sign * (NOT errored AND violations = 0)::int AS passing, 0 AS advisory,
-           0 AS mandatory
+           0 AS mandatory, 0 AS skipped
     FROM per_pack
     UNION ALL
-    SELECT 'policy', org_id, entity_type, group_name, pack, pack_version, policy, NULL, sign,
-           0, 0, sign * advisory, sign * mandatory
+    SELECT 'policy', org_id, entity_type, group_name, pack, pack_version, policy, NULL,
+           sign * ran::int, 0, 0, sign * advisory, sign * mandatory, 0
     FROM per_policy
     UNION ALL
+    SELECT 'policy', org_id, entity_type, group_name, pack, pack_version, policy, NULL, 0, 0,
+           0, 0, 0, sign
+    FROM per_skip
+    UNION ALL
     SELECT 'group', org_id, entity_type, group_name, scope, 0, '', NULL, sign,
-           sign * errored::int, sign * (NOT errored AND violations = 0)::int, 0, 0
+           sign * errored::int, sign * (NOT errored AND violations = 0)::int, 0, 0, 0
     FROM per_group)
 SELECT kind, org_id, entity_type, group_name, pack, pack_version, policy,
        max(version_tag) AS version_tag, sum(entities)::int AS entities,
        sum(errored)::int AS errored, sum(passing)::int AS passing,
-       sum(advisory)::int AS advisory, sum(mandatory)::int AS mandatory
+       sum(advisory)::int AS advisory, sum(mandatory)::int AS mandatory,
+       sum(skipped)::int AS skipped
 FROM counted
 GROUP BY kind, org_id, entity_type, group_name, pack, pack_version, policy
 HAVING sum(entities) <> 0 OR sum(errored) <> 0 OR sum(passing) <> 0 OR sum(advisory) <> 0
-    OR sum(mandatory) <> 0
+    OR sum(mandatory) <> 0 OR sum(skipped) <> 0
 """
 
 
@@ -196,7 +223,8 @@ PACK_COUNTS = CountTable("pack", "compliance_pack_counts",
                          ("version_tag", "entities", "errored", "passing"), "evaluated")
 POLICY_COUNTS = CountTable("policy", "compliance_policy_counts",
                            ("org_id", "group_name", "pack", "pack_version", "policy",
-                            "entity_type"), ("entities", "advisory", "mandatory"), "failing")
+                            "entity_type"), ("entities", "advisory", "mandatory", "skipped"),
+                           "failing")
 GROUP_COUNTS = CountTable("group", "compliance_group_counts",
                           ("org_id", "pack", "group_name", "entity_type"),
                           ("entities", "errored", "passing", "advisory", "mandatory"),
@@ -217,7 +245,7 @@ def _changes(rows: Sequence[asyncpg.Record]) -> Changes:
                 changes[table.kind][tuple(r[c] for c in table.keys)] = [
                     r[f] for f in table.fields]
     groups = changes[GROUP_COUNTS.kind]
-    for (org_id, group, pack, _, _, entity_type), (_, advisory, mandatory) in \
+    for (org_id, group, pack, _, _, entity_type), (_, advisory, mandatory, _) in \
             changes[POLICY_COUNTS.kind].items():
         if group:
             for scope in ("", pack):

@@ -39,6 +39,8 @@ class PackResult:
     batched: int = 1
     error: str | None = None
     violations: list[Violation] = field(default_factory=list)
+    # the pack's policies that the config disables: not run, so neither failed nor passed
+    disabled: list[str] = field(default_factory=list)
 
     @property
     def verdict(self) -> PackVerdict:
@@ -52,7 +54,7 @@ class PackResult:
                 "opaVersion": opa_version, "decisionId": self.decision_id,
                 "durationMs": round(self.duration_ms, 3), "batchSize": self.batched,
                 "status": "error" if self.error else "ok", "error": self.error,
-                "violations": len(self.violations)}
+                "violations": len(self.violations), "disabledPolicies": self.disabled}
 
 
 class Evaluator:
@@ -91,6 +93,7 @@ class Evaluator:
         levels = {p.slug: effective_level(applicable.config, p.name, p.default_level)
                   for p in pack.policies}
         enabled = [p for p in pack.policies if levels[p.slug] != "disabled"]
+        result.disabled = [p.name for p in pack.policies if levels[p.slug] == "disabled"]
         if not enabled:
             return
         input_doc = {**base_input,

@@ -25,7 +25,22 @@ SCHEMAS: dict[str, Any] = {
         "status": {"enum": ["pending", "finished"]},
         "outcome": {"enum": ["pass", "advisory", "mandatory", "error", None]},
         "blocking": {"type": ["boolean", "null"]},
-        "packs": {"type": "array", "items": {"type": "object"}},
+        "packs": {"type": "array", "description": "each pack run: its provenance",
+                  "items": {"type": "object", "properties": {
+                      "name": {"type": "string"}, "version": {"type": "integer"},
+                      "versionTag": {"type": "string"},
+                      "groups": {"type": "array", "items": {"type": "object"}},
+                      "opaVersion": {"type": "string"},
+                      "decisionId": {"type": ["string", "null"]},
+                      "durationMs": {"type": "number"},
+                      "batchSize": {"type": "integer",
+                                    "description": "events evaluated by the same query"},
+                      "status": {"enum": ["ok", "error"]},
+                      "error": {"type": ["string", "null"]},
+                      "violations": {"type": "integer"},
+                      "disabledPolicies": {
+                          "type": "array", "items": {"type": "string"},
+                          "description": "policies the config disabled: not run"}}}},
         "violations": {"type": "array", "items": {"type": "object", "properties": {
             "groups": {"type": "array", "items": {"type": "string"}},
             "pack": {"type": "string"}, "packVersion": {"type": "integer"},

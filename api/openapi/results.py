@@ -133,7 +133,8 @@ SCHEMAS: dict[str, Any] = {
         "policies": {"type": "array", "items": {"allOf": [
             _ref("ComplianceCounts"),
             {"type": "object", "properties": {"name": {"type": "string"}},
-             "description": "entitiesEvaluated: those the pack ran on without error"}]}}}}]},
+             "description": "entitiesEvaluated: those the pack ran on without error "
+                            "with the policy enabled"}]}}}}]},
     "GroupCompliance": {"allOf": [_ref("ComplianceCounts"), {"type": "object", "properties": {
         "name": {"type": "string"}, "entitiesErrored": {"type": "integer"}}}]},
 }
@@ -160,8 +161,9 @@ PATHS: dict[str, Any] = {
         "description": "From each entity's latest finished evaluation: the packs it ran "
                        "and under which groups (its provenance), and the violations it "
                        "left. Pages over packs (by name, then version); `groups` lists "
-                       "every group on each page. A policy disabled by a group's config "
-                       "counts as passing. " + _BAD_PARAMETER,
+                       "every group on each page. A policy that a group's config "
+                       "disables is neither evaluated nor passing on the entities it was "
+                       "disabled on. " + _BAD_PARAMETER,
         "parameters": COMPLIANCE_PARAMETERS,
         "responses": {**ok({"type": "object", "properties": {
             "packs": {"type": "array", "items": _ref("PackCompliance")},

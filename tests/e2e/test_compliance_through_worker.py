@@ -40,9 +40,11 @@ async def test_summary_follows_evaluations_through_the_worker(
     await set_default_group_packs(pool, settings, org, [(baseline, {})])
     await make_group(pool, settings, org, "prod", stacks=[("web", "prod"), ("api", "prod")],
                      packs=[(baseline, {}), (tagging, {"all": "mandatory"})])
-    # the same pack version under another config: web/prod runs baseline twice
+    # the same pack version under another config: web/prod runs baseline twice, the
+    # second time without no-public-buckets
     await make_group(pool, settings, org, "scan", mode="audit", stacks=[("web", "prod")],
-                     packs=[(baseline, {"required-tags": {"requiredTags": ["cost-center"]}})])
+                     packs=[(baseline, {"required-tags": {"requiredTags": ["cost-center"]},
+                                        "no-public-buckets": {"enforcementLevel": "disabled"}})])
 
     steps = [("web", "prod", [PUBLIC, UNTAGGED]), ("api", "prod", [UNTAGGED]),
              ("web", "dev", [PUBLIC]), ("web", "prod", [CLEAN]), ("api", "prod", [CLEAN]),
@@ -55,3 +57,12 @@ async def test_summary_follows_evaluations_through_the_worker(
     [scanned] = body["packs"]
     assert (scanned["name"], scanned["entitiesEvaluated"], scanned["entitiesPassing"]) == (
         "baseline", 1, 0)
+    # disabled under scan, so not evaluated there; prod ran it on web/prod all the same
+    by_policy = {p["name"]: p for p in scanned["policies"]}
+    assert (by_policy["no-public-buckets"]["entitiesEvaluated"],
+            by_policy["no-public-buckets"]["entitiesPassing"]) == (0, 0)
+    assert by_policy["required-tags"]["entitiesEvaluated"] == 1
+    body = await get(client, token, f"/api/orgs/{org}/compliance?filter[pack]=baseline")
+    [everywhere] = body["packs"]
+    assert {p["name"]: p["entitiesEvaluated"] for p in everywhere["policies"]} == {
+        "no-public-buckets": 3, "required-tags": 3}

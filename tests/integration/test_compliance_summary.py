@@ -40,13 +40,15 @@ FILTERS: list[dict[str, Any]] = [
 
 
 def run(pack: str, version: int, groups: list[str], *found: tuple[str, str],
-        error: bool = False) -> PackResult:
-    """A pack's result: ``found`` is (policy, level) per violation."""
+        error: bool = False, disabled: tuple[str, ...] = ()) -> PackResult:
+    """A pack's result: ``found`` is (policy, level) per violation; ``disabled`` the
+    policies its config disabled."""
     applicable = Applicable(0, pack, version, f"{version}.0.0", {},
                             tuple(GroupRef(g, "audit") for g in groups))
     return PackResult(applicable, error="failed" if error else None, violations=[
         Violation(list(groups), pack, version, f"{version}.0.0", policy, level, f"urn:{n}",
-                  f"{policy} broken", None) for n, (policy, level) in enumerate(found)])
+                  f"{policy} broken", None) for n, (policy, level) in enumerate(found)],
+        disabled=list(disabled))
 
 
 def finished(oid: int, entity: str, at: datetime, *runs: PackResult,
@@ -137,6 +139,35 @@ async def test_summary_follows_the_latest_evaluation(pool: asyncpg.Pool, new_org
     await answers(pool, oid)
     await assert_as_rebuilt(pool, oid)
 
+    # a policy disabled in every run of the pack version is not evaluated there; in one
+    # run of two it still is (under the other group)
+    await store(pool, finished(
+        oid, "web/prod", T0 + timedelta(hours=5, minutes=30),
+        run("baseline", 1, ["prod"], disabled=("no-public",)),
+        run("tagging", 1, ["prod", "shared"], disabled=("required-tags",))), finished(
+        oid, "acct-a", T0 + timedelta(hours=5),
+        run("baseline", 2, ["default-account-policy-group"], disabled=("no-public",)),
+        run("baseline", 2, ["audit-accounts"], error=True, disabled=("no-public",)),
+        entity_type="account"))
+    [(packs, _), *_] = await answers(pool, oid)
+    policies = {(p["name"], p["version"], q["name"]): (q["entitiesEvaluated"],
+                                                       q["entitiesPassing"])
+                for p in packs for q in p["policies"]}
+    # baseline 1 ran on web/prod alone; baseline 2 on api/dev, and errored on acct-a;
+    # tagging on web/prod (required-tags disabled) and api/dev (failing it)
+    assert policies[("baseline", 1, "no-public")] == (0, 0)
+    assert policies[("baseline", 1, "encryption")] == (1, 1)
+    assert policies[("baseline", 2, "no-public")] == (1, 1)
+    assert policies[("tagging", 1, "required-tags")] == (1, 0)
+    await assert_as_rebuilt(pool, oid)
+    await store(pool, finished(
+        oid, "web/prod", T0 + timedelta(hours=5, minutes=45),
+        run("baseline", 1, ["prod"], disabled=("no-public",)),
+        run("baseline", 1, ["staging"])))
+    [(packs, _), *_] = await answers(pool, oid)
+    assert {(p["name"], p["version"], q["name"]): q["entitiesEvaluated"]
+            for p in packs for q in p["policies"]}[("baseline", 1, "no-public")] == 1
+
     # the same results again change no count; no packs at all leave none behind
     await store(pool, finished(oid, "web/prod", T0 + timedelta(hours=6),
                                run("baseline", 1, ["prod"], error=True),
@@ -158,7 +189,9 @@ def random_runs(rng: random.Random) -> list[PackResult]:
     for pack, version, groups in rng.sample(menu, rng.randrange(len(menu) + 1)):
         found = [(rng.choice(["no-public", "encryption", "required-tags"]),
                   rng.choice(["advisory", "mandatory"])) for _ in range(rng.randrange(4))]
-        runs.append(run(pack, version, groups, *found, error=rng.random() < 0.1))
+        disabled = tuple(p for p in ("no-public", "required-tags") if rng.random() < 0.3)
+        runs.append(run(pack, version, groups, *found, error=rng.random() < 0.1,
+                        disabled=disabled))
     return runs
 
 
@@ -211,6 +244,10 @@ def stored_before() -> list[Evaluation]:
                           ("tagging", 1, ["prod", "shared"], False)]),
         Evaluation("stack", "api/prod", at, [],
                    packs=[("baseline", 1, ["prod"], True), ("tagging", 1, ["shared"], False)]),
+        # baseline errored under prod and left a violation under staging: no entity
+        # fails a policy of a pack version that errored on it
+        Evaluation("stack", "api/staging", at, [staging],
+                   packs=[("baseline", 1, ["prod"], True), ("baseline", 1, ["staging"], False)]),
         Evaluation("account", "acct-a", at,
                    [SeededViolation("baseline", "encryption", "advisory",
                                     ["default-account-policy-group"], version=2)]),
