@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -13,6 +14,8 @@ from gavel.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
+# seconds a cancelled start_producer lets the producer's start end before closing it
+STOP_WAIT = 5.0
 
 # every topic setting of ``KafkaSettings``
 TOPIC_FIELDS = ("topic_group_changes", "topic_stack_events", "topic_account_events",
@@ -56,13 +59,22 @@ def make_producer(settings: KafkaSettings, **overrides: object) -> AIOKafkaProdu
 async def start_producer(settings: KafkaSettings, waiting: str,
                          **overrides: object) -> AIOKafkaProducer:
     """A started producer, retrying with backoff (0.5 s doubling to 10 s) until Kafka
-    answers; ``waiting`` says in the log what waits meanwhile."""
+    answers; ``waiting`` says in the log what waits meanwhile. Cancelled while starting
+    (the process shutting down), it lets the start end, for up to STOP_WAIT seconds,
+    and closes the producer: aiokafka leaves its bootstrap connection open when its
+    start is cancelled."""
     delay = 0.5
     while True:
         producer = make_producer(settings, **overrides)
+        starting = asyncio.ensure_future(producer.start())
         try:
-            await producer.start()
+            await asyncio.shield(starting)
             return producer
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(starting, STOP_WAIT)
+            await producer.stop()
+            raise
         except Exception as exc:
             await producer.stop()
             log.warning("%s cannot reach Kafka (%s); retrying in %.1fs", waiting, exc, delay)
