@@ -186,8 +186,14 @@ class Paged:
     via: str = "number"
     seek: result_queries.Seek | None = None
     listed: list[str] | None = None  # the packs a pack-led sort branches on
+    # by number, this deep into the rows that match (counted when prepared)
+    matching_depth: float | None = None
 
     async def prepare(self, pool: asyncpg.Pool) -> None:
+        if self.matching_depth is not None:
+            matching = await pool.fetchval(self.query.count_sql, *self.query.params,
+                                           10 ** 9)
+            self.offset = int(matching * self.matching_depth) // self.size * self.size
         if self.via == "end":
             self.seek = result_queries.Seek.end()
         elif self.via != "number":
@@ -244,7 +250,9 @@ def violation_shapes(org_id: int, total: int) -> Iterator[Shape]:
 
     yield v("first page (100)", {})
     yield v("first page (1000)", {}, size=1000)
-    yield v("deep page (90%)", {}, depth=0.9)
+    # by number, a page is read from the nearer end of the list: half way is the deepest
+    for depth in (0.5, 0.9):
+        yield v(f"deep page ({depth:.0%})", {}, depth=depth)
     yield v("last page", {}, depth=(total - 1) / total)
     for depth in (0.1, 0.5, 0.9):
         yield v(f"next link at {depth:.0%}", {}, depth=depth, via="after")
@@ -264,11 +272,17 @@ def violation_shapes(org_id: int, total: int) -> Iterator[Shape]:
     for sort in LEVEL_LED_SORTS + OTHER_TWO_KEY_SORTS:
         yield v(f"sort {sort}", {}, sort)
         yield v(f"sort {sort}, next link at 90%", {}, sort, depth=0.9, via="after")
-    yield v("sort -level,observedAt, deep page (90%)", {}, "-level,observedAt", depth=0.9)
+    for depth in (0.5, 0.9):
+        yield v(f"sort -level,observedAt, deep page ({depth:.0%})", {}, "-level,observedAt",
+                depth=depth)
     yield v("sort -level,observedAt, prev link at 90%", {}, "-level,observedAt", depth=0.9,
             via="before")
     yield v("filter level + sort -observedAt", {"level": "mandatory"}, "-observedAt")
-    yield v("sort pack, deep page (90%)", {}, "pack", depth=0.9)
+    for depth in (0.5, 0.9):
+        yield v(f"sort pack, deep page ({depth:.0%})", {}, "pack", depth=depth)
+        shape = v(f"filter group=shared, deep page ({depth:.0%})", {"group": "shared"})
+        shape.matching_depth = depth
+        yield shape
 
 
 def evaluation_shapes(org_id: int, total: int, not_blocking: int) -> Iterator[Shape]:

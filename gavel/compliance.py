@@ -61,6 +61,62 @@ WHERE pp.org_id = $1 AND pp.name = ANY($2::text[])
 # a row as a query reads it, or as a dict with the same keys
 Row = asyncpg.Record | Mapping[str, Any]
 
+# The current violations that match filters the policy counts are kept by, per entity
+# type and level: each current violation is counted there once under every group it is
+# under and once under '' (any group). Exact, from a few rows per policy; the worker
+# writes the counts in the transaction that writes the violations. $2 the group or '',
+# then entity type, pack, policy (NULL: any).
+VIOLATION_COUNTS = """
+SELECT entity_type, coalesce(sum(advisory), 0) AS advisory,
+       coalesce(sum(mandatory), 0) AS mandatory
+FROM compliance_policy_counts
+WHERE org_id = $1 AND group_name = $2 AND ($3::text IS NULL OR entity_type = $3)
+  AND ($4::text IS NULL OR pack = $4) AND ($5::text IS NULL OR policy = $5)
+GROUP BY entity_type
+"""
+COUNTED_FILTERS = frozenset({"entityType", "group", "pack", "policy", "level"})
+VIOLATION_LEVELS = ("advisory", "mandatory")  # the count columns
+# the current_violations column that a key of ``KeptCounts.read`` holds at each place
+COUNTED_COLUMNS = ("entity_type", "level")
+
+
+@dataclass(frozen=True)
+class KeptCounts:
+    """How many current violations match a list's filters, read from the counts."""
+
+    org_id: int
+    group: str
+    entity_type: str | None
+    pack: str | None
+    policy: str | None
+    level: str | None
+
+    @classmethod
+    def of(cls, org_id: int, filters: Mapping[str, Any]) -> KeptCounts | None:
+        """None unless the counts are kept by every filter (not by entity or urn)."""
+        if not set(filters) <= COUNTED_FILTERS:
+            return None
+        return cls(org_id, filters.get("group", ""), filters.get("entityType"),
+                   filters.get("pack"), filters.get("policy"), filters.get("level"))
+
+    async def read(self, db: asyncpg.Pool | asyncpg.Connection) -> dict[tuple[str, str], int]:
+        """(entity type, level) -> matching violations."""
+        rows = await db.fetch(VIOLATION_COUNTS, self.org_id, self.group, self.entity_type,
+                              self.pack, self.policy)
+        return {(r["entity_type"], level): int(r[level]) for r in rows
+                for level in VIOLATION_LEVELS if self.level in (None, level)}
+
+
+def counted_by(counts: Mapping[tuple[str, str], int], column: str) -> dict[str, int] | None:
+    """The counts summed per value of ``column`` (entity_type or level), if they tell."""
+    if column not in COUNTED_COLUMNS:
+        return None
+    place = COUNTED_COLUMNS.index(column)
+    sums: dict[str, int] = {}
+    for key, count in counts.items():
+        sums[key[place]] = sums.get(key[place], 0) + count
+    return sums
+
 
 @dataclass
 class PolicyTally:

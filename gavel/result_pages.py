@@ -1,9 +1,12 @@
 """Reading a page of a ``PagedQuery`` and the list's total.
 
-The page and the count run concurrently on two connections. Totals are exact up to
-EXACT_COUNT_LIMIT and the planner's estimate beyond, kept consistent with what the
-page saw (see ``fetch_page``); a page read backwards (``Seek.before``, the last page)
-comes back in the list's order.
+The page and the count run concurrently on two connections. A query with kept counts
+(``PagedQuery.kept``: the current violations, by the filters the compliance counts are
+kept by) has its total exact, and reads a page given by number from the nearer end of
+the list, a sort led by level or entity type skipping whole branches by their counts.
+Otherwise totals are exact up to EXACT_COUNT_LIMIT and the planner's
+estimate beyond, kept consistent with what the page saw (see ``fetch_page``). A page
+read backwards (``Seek.before``, the last page) comes back in the list's order.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from gavel import result_queries
+from gavel import compliance, result_queries
 from gavel.result_queries import PagedQuery, Seek
 
 EXACT_COUNT_LIMIT = 10_000
@@ -58,7 +61,10 @@ async def _fetch(pool: asyncpg.Pool, query: PagedQuery, sql: str,
 
 
 async def _count(pool: asyncpg.Pool, query: PagedQuery) -> tuple[int, int | None]:
-    """(the count up to EXACT_COUNT_LIMIT + 1, the planner's estimate when it is over)."""
+    """(the count up to EXACT_COUNT_LIMIT + 1, the planner's estimate when it is over);
+    (the total, None) for a query with kept counts."""
+    if query.kept is not None:
+        return sum((await query.kept.read(pool)).values()), None
     async with _connection(pool, query) as conn:
         counted = int(await conn.fetchval(query.count_sql, *query.params,
                                           EXACT_COUNT_LIMIT + 1))
@@ -88,7 +94,10 @@ async def fetch_page(pool: asyncpg.Pool, query: PagedQuery, offset: int, limit: 
     longer than a page should, so past EXACT_COUNT_LIMIT the total is the planner's
     estimate, kept consistent with what the page saw so that ``next`` is offered
     exactly while rows remain. The page and the count run concurrently on two
-    connections."""
+    connections. With kept counts the total is exact, and a page by number past the
+    first is read from the nearer end (``_by_number``)."""
+    if seek is None and offset and query.kept is not None:
+        return await _by_number(pool, query, query.kept, offset, limit)
     listed = await listed_values(pool, query, offset, seek)
     sql, params = query.page(limit + 1, 0 if seek else offset, seek, listed)
     rows, (counted, estimate) = await asyncio.gather(_fetch(pool, query, sql, params),
@@ -104,6 +113,25 @@ async def fetch_page(pool: asyncpg.Pool, query: PagedQuery, offset: int, limit: 
     if not rows:  # past the end: there are at most ``offset``
         return ResultPage(rows, min(estimate, offset), exact=False)
     return ResultPage(rows, max(estimate, offset + limit + 1), exact=False)
+
+
+async def _by_number(pool: asyncpg.Pool, query: PagedQuery, kept: compliance.KeptCounts,
+                     offset: int, limit: int) -> ResultPage:
+    """A page past the first by its number, with kept counts: read from the nearer end
+    of the list (backwards from the end when fewer rows follow the page than precede
+    it), so that at most half of the list is skipped; branches of a sort led by level
+    or entity type are skipped by their counts."""
+    counts = await kept.read(pool)
+    total = sum(counts.values())
+    after = total - offset - limit
+    if offset >= total:
+        return ResultPage([], total, exact=True)
+    seek = Seek.end() if after < offset else None
+    skip = max(after, 0) if seek else offset
+    sizes = compliance.counted_by(counts, query.order.columns[0].name)
+    sql, params = query.page(min(limit, total - offset), skip, seek, None, sizes)
+    rows = await _fetch(pool, query, sql, params)
+    return ResultPage(rows[::-1] if seek else rows, total, exact=True)
 
 
 async def _backwards(pool: asyncpg.Pool, query: PagedQuery, offset: int, limit: int,

@@ -21,7 +21,7 @@ from typing import Any
 
 import asyncpg
 
-from gavel import keyset
+from gavel import compliance, keyset
 from gavel.evaluations import entity_view
 from gavel.keyset import Column, Order
 
@@ -158,6 +158,8 @@ class PagedQuery:
     org_id: int | None = None  # whose values of a LISTED_BRANCHES column are listed
     # plan each statement for its values (see _connection)
     planned_for_values: bool = False
+    # how many rows match, exact, from counts kept as the rows are written
+    kept: compliance.KeptCounts | None = None
 
     @property
     def params(self) -> tuple[Any, ...]:
@@ -176,10 +178,13 @@ class PagedQuery:
         return self.order.reversed() if seek and seek.before else self.order
 
     def page(self, limit: int, offset: int = 0, seek: Seek | None = None,
-             listed: Sequence[str] | None = None) -> tuple[str, tuple[Any, ...]]:
+             listed: Sequence[str] | None = None,
+             branch_sizes: Mapping[str, int] | None = None) -> tuple[str, tuple[Any, ...]]:
         """A page's SQL and parameters. Seeking before a key reads the order backwards,
         so those rows come nearest first. ``listed``: the values of a LISTED_BRANCHES
-        lead from the seek on (``listed_values_sql``), one branch each."""
+        lead from the seek on (``listed_values_sql``), one branch each. ``branch_sizes``:
+        the rows of each value of a BRANCHES lead, if known, so that a branch skips
+        without counting the branches before it."""
         where = Where(list(self.where.params), list(self.where.clauses))
         order = self._read_order(seek)
         key = seek.key if seek and seek.key else None
@@ -188,7 +193,8 @@ class PagedQuery:
             ids = self._branched_ids(where, order, key, limit, offset, list(listed), where.bind)
         elif lead in BRANCHES and len(order.columns) > 2:
             ids = self._branched_ids(where, order, key, limit, offset,
-                                     self._known_values(order, key), "'{}'".format)
+                                     self._known_values(order, key), "'{}'".format,
+                                     branch_sizes)
         else:
             if key is not None:
                 where.clauses.append(keyset.seek_after(order.columns, key, where.bind))
@@ -242,19 +248,24 @@ SELECT value FROM lead_values WHERE value IS NOT NULL LIMIT {MAX_LISTED_BRANCHES
         return values
 
     def _branched_ids(self, where: Where, order: Order, key: tuple[Any, ...] | None,
-                      limit: int, offset: int, values: list[str],
-                      literal: keyset.Bind) -> str:
+                      limit: int, offset: int, values: list[str], literal: keyset.Bind,
+                      sizes: Mapping[str, int] | None = None) -> str:
         """One branch per value of the leading column (``values``, in its order and from
         the key's on; ``literal`` writes one in the SQL), each a range of an index on
         (org, lead, rest..., id) read in the order of the rest, concatenated in the
         lead's order. A branch skips what OFFSET leaves of it after the branches before
-        (counted only for a page past the first)."""
+        (for a page past the first: counted, unless their ``sizes`` are known; then the
+        branches wholly before the page are left out)."""
         lead, rest = order.columns[0], order.without_first()
+        if offset and sizes is not None:
+            while values and sizes.get(values[0], 0) <= offset:
+                offset -= sizes.get(values[0], 0)
+                values = values[1:]
         if not values:
             return f"SELECT {self.id_column} FROM {self.table} WHERE false"
         matching = where.sql
         limit_at = where.bind(limit)
-        offset_at = where.bind(offset) if offset else None
+        offset_at = where.bind(offset) if offset and sizes is None else None
         written = [literal(value) for value in values]
         branches = []
         for i, value in enumerate(values):
@@ -262,7 +273,9 @@ SELECT value FROM lead_values WHERE value IS NOT NULL LIMIT {MAX_LISTED_BRANCHES
             if key is not None and value == key[0]:
                 clauses.append(keyset.seek_after(rest.columns, key[1:], where.bind))
             skip = ""
-            if offset_at is not None:
+            if offset and sizes is not None:
+                skip = f" OFFSET {where.bind(offset)}" if i == 0 else ""
+            elif offset_at is not None:
                 earlier = ", ".join(written[:i])
                 skip = (f" OFFSET greatest(0, {offset_at} - (SELECT count(*) FROM {self.table}"
                         f" WHERE {matching} AND {lead.name} IN ({earlier})))"
@@ -287,7 +300,8 @@ t.violation_id, t.evaluation_id, t.entity_type, t.entity_key, t.groups, t.pack,
        t.pack_version, t.version_tag, t.policy, t.level, t.urn, t.message, t.details,
        t.observed_at""", _where(org_id, VIOLATION_FILTERS, filters), violation_order(sort),
         {column: value for column, value in fixed.items() if value is not None}, org_id,
-        planned_for_values="group" in filters)
+        planned_for_values="group" in filters,
+        kept=compliance.KeptCounts.of(org_id, filters))
 
 
 def evaluation_query(org_id: int, filters: Mapping[str, Any]) -> PagedQuery:

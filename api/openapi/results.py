@@ -31,7 +31,9 @@ _META = {"type": "object", "properties": {"page": {"type": "object", "properties
     "last_number": _INT, "next_number": _INT, "prev_number": _INT, "total": _INT,
     "total_estimated": {"type": "boolean", "description":
                         "past 10,000 matches the total (and so the last page) is the "
-                        "database's estimate; next links are exact either way"}}}}}
+                        "database's estimate, except on the violations lists unless "
+                        "filtered by entity or urn (their total is always exact); next "
+                        "links are exact either way"}}}}}
 
 
 def _paged(key: str, item: dict[str, Any]) -> dict[str, Any]:

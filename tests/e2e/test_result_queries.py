@@ -15,7 +15,7 @@ import pytest_asyncio
 from aiohttp.test_utils import TestClient
 
 from api.page_tokens import AFTER, ListIdentity, encode
-from gavel import result_pages, result_queries
+from gavel import compliance, compliance_summary, result_pages, result_queries
 from gavel.orgs import create_org
 from tests.helpers import auth
 from tests.policy_setup import org_id as org_id_of
@@ -164,9 +164,17 @@ async def test_the_last_link_reads_the_end_and_is_the_last_page(
     assert last["links"]["last"] == first["links"]["last"]
 
 
+def _counting_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Totals past 1,000 matches are the planner's estimate, as for lists without a kept
+    total (the evaluations, violations by entity or urn): the violations list is one
+    with thousands of rows for any sort."""
+    monkeypatch.setattr(result_pages, "EXACT_COUNT_LIMIT", 1000)
+    monkeypatch.setattr(compliance.KeptCounts, "of", classmethod(lambda *_: None))
+
+
 def _estimating(monkeypatch: pytest.MonkeyPatch, estimate: int) -> None:
     """Totals past 1,000 matches are estimated, and the planner estimates ``estimate``."""
-    monkeypatch.setattr(result_pages, "EXACT_COUNT_LIMIT", 1000)
+    _counting_only(monkeypatch)
     count = result_pages._count
 
     async def estimated(pool: asyncpg.Pool,
@@ -217,9 +225,12 @@ async def test_the_last_link_after_the_list_changed_is_its_page_by_number(
             for i in range(first, first + count)])
 
     async def forget(count: int) -> None:
-        await pool.execute("DELETE FROM current_violations WHERE violation_id IN (SELECT "
-                           "violation_id FROM current_violations WHERE org_id = $1 LIMIT $2)",
-                           org_id, count)
+        # rows gone from the current state, its counts rebuilt as after any repair
+        async with pool.acquire() as conn:
+            await conn.execute(
+                "DELETE FROM current_violations WHERE violation_id IN (SELECT violation_id "
+                "FROM current_violations WHERE org_id = $1 LIMIT $2)", org_id, count)
+            await compliance_summary.rebuild(conn, org_id)
 
     await evaluate(0, 6)
     url = f"/api/orgs/{name}/violations?sort=-observedAt&page[size]=10"
@@ -273,7 +284,7 @@ async def test_estimated_totals_still_page_exactly(client: TestClient, seeded,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     # past the exact-count limit the total is the planner's guess; ``next`` must still
     # lead through every row once and stop at the end
-    monkeypatch.setattr(result_pages, "EXACT_COUNT_LIMIT", 1000)
+    _counting_only(monkeypatch)
     org, token, current = seeded
     link: str | None = f"/api/orgs/{org}/violations?sort=-observedAt&page[size]=900"
     ids: list[int] = []
@@ -289,6 +300,33 @@ async def test_estimated_totals_still_page_exactly(client: TestClient, seeded,
     assert sorted(ids) == sorted(c.id for c in current)
     beyond = await get(client, token, f"/api/orgs/{org}/violations?page[number]=9&page[size]=900")
     assert beyond["violations"] == [] and beyond["links"]["next"] is None
+
+
+@pytest.mark.parametrize(("filters", "sort", "size"), [
+    ({}, "", 450), ({"level": "advisory"}, "-level,observedAt", 333),
+    ({"group": "prod"}, "pack,policy", 250), ({"entityType": "stack", "pack": "network"},
+                                              "entity,-observedAt", 100),
+    ({"policy": "rule-3", "level": "mandatory", "group": "shared"}, "policy,-level", 40)])
+async def test_totals_are_exact_and_pages_by_number_read_from_the_nearer_end(
+        client: TestClient, seeded, monkeypatch: pytest.MonkeyPatch, filters: dict[str, str],
+        sort: str, size: int) -> None:
+    # the violations' total comes from the compliance counts, exact past the count limit
+    monkeypatch.setattr(result_pages, "EXACT_COUNT_LIMIT", 10)
+    org, token, current = seeded
+    expected = [c for c in current if all(_matches(c, n, v) for n, v in filters.items())]
+    query = "&".join([*(f"filter[{n}]={v}" for n, v in filters.items()),
+                      *([f"sort={sort}"] if sort else [])])
+    url = f"/api/orgs/{org}/violations?{query}"
+    first = await get(client, token, f"{url}&page[size]={size}")
+    assert (first["meta"]["page"]["total"], first["meta"]["page"]["total_estimated"]) == (
+        len(expected), False)
+    # pages past the middle are read backwards from the end, by a smaller offset
+    by_number = await fetch_by_number(client, token, url, size=size)
+    assert [i["id"] for i in by_number] == _ordered(by_number, sort)
+    assert sorted(i["id"] for i in by_number) == sorted(c.id for c in expected)
+    last = len(expected) // size
+    beyond = await get(client, token, f"{url}&page[number]={last + 1}&page[size]={size}")
+    assert beyond["violations"] == [] and beyond["meta"]["page"]["total"] == len(expected)
 
 
 def _matches(c: Current, name: str, value: str) -> bool:
