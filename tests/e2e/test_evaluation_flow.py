@@ -94,6 +94,8 @@ async def test_advisory_disabled_and_two_groups(
     assert advisory["outcome"] == "advisory"
     assert advisory["blocking"] is False
     assert levels(advisory) == {("required-tags", "advisory")}
+    [run] = advisory["packs"]
+    assert run["disabledPolicies"] == ["no-public-buckets"]
 
     await make_group(pool, settings, org, "extra", stacks=[("api", "prod")],
                      packs=[(other, {"all": "mandatory",
@@ -103,7 +105,8 @@ async def test_advisory_disabled_and_two_groups(
     assert by_pack == {("tagging", "no-public-buckets"), ("tagging", "required-tags")} - {
         ("tagging", "no-public-buckets")}
     assert both["outcome"] == "mandatory" and both["blocking"] is True
-    assert {p["name"] for p in both["packs"]} == {"baseline", "tagging"}
+    assert {p["name"]: p["disabledPolicies"] for p in both["packs"]} == {
+        "baseline": ["no-public-buckets"], "tagging": []}
 
 
 async def test_group_change_applies_to_the_very_next_event(
