@@ -75,7 +75,7 @@ WHERE org_id = $1 AND group_name = $2 AND ($3::text IS NULL OR entity_type = $3)
 GROUP BY entity_type
 """
 COUNTED_FILTERS = frozenset({"entityType", "group", "pack", "policy", "level"})
-VIOLATION_LEVELS = ("advisory", "mandatory")  # the count columns
+VIOLATION_LEVELS = ("advisory", "mandatory")  # a violation's levels, each a count column
 # the current_violations column that a key of ``KeptCounts.read`` holds at each place
 COUNTED_COLUMNS = ("entity_type", "level")
 

@@ -25,7 +25,7 @@ from gavel import compliance, keyset
 from gavel.evaluations import entity_view
 from gavel.keyset import Column, Order
 
-LEVELS = ("advisory", "mandatory")
+LEVELS = compliance.VIOLATION_LEVELS
 ENTITY_TYPES = ("stack", "account")
 KINDS = ("preview", "update", "refresh", "destroy", "scan", "audit")
 OUTCOMES = ("pass", "advisory", "mandatory", "error")
@@ -265,7 +265,7 @@ SELECT value FROM lead_values WHERE value IS NOT NULL LIMIT {MAX_LISTED_BRANCHES
             return f"SELECT {self.id_column} FROM {self.table} WHERE false"
         matching = where.sql
         limit_at = where.bind(limit)
-        offset_at = where.bind(offset) if offset and sizes is None else None
+        offset_at = where.bind(offset) if offset else None
         written = [literal(value) for value in values]
         branches = []
         for i, value in enumerate(values):
@@ -273,13 +273,12 @@ SELECT value FROM lead_values WHERE value IS NOT NULL LIMIT {MAX_LISTED_BRANCHES
             if key is not None and value == key[0]:
                 clauses.append(keyset.seek_after(rest.columns, key[1:], where.bind))
             skip = ""
-            if offset and sizes is not None:
-                skip = f" OFFSET {where.bind(offset)}" if i == 0 else ""
-            elif offset_at is not None:
+            if offset_at is not None and i == 0:
+                skip = f" OFFSET {offset_at}"
+            elif offset_at is not None and sizes is None:
                 earlier = ", ".join(written[:i])
                 skip = (f" OFFSET greatest(0, {offset_at} - (SELECT count(*) FROM {self.table}"
-                        f" WHERE {matching} AND {lead.name} IN ({earlier})))"
-                        if earlier else f" OFFSET {offset_at}")
+                        f" WHERE {matching} AND {lead.name} IN ({earlier})))")
             branches.append(f"(SELECT {', '.join(order.names)} FROM {self.table}\n"
                             f"       WHERE {' AND '.join(clauses)}\n"
                             f"       ORDER BY {rest.sql} LIMIT {limit_at}{skip})")
