@@ -26,8 +26,16 @@ class Page:
         return self.number * self.size
 
 
+def single_value(request: web.Request, name: str) -> str | None:
+    """The parameter's value, if given; given more than once it answers 400."""
+    values = request.query.getall(name, [])
+    if len(values) > 1:
+        raise BadRequest(f"{name}: given more than once")
+    return values[0] if values else None
+
+
 def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query.get(name)
+    raw = single_value(request, name)
     if raw is None:
         return default
     try:

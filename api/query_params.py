@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from aiohttp import web
 
 from api.errors import BadRequest
-from api.paging import AFTER, BEFORE
+from api.paging import AFTER, BEFORE, single_value
 
 # A parser turns the raw text into a value or raises ValueError("must be ...").
 Parser = Callable[[str], Any]
@@ -72,22 +72,20 @@ class SortKey(NamedTuple):
     descending: bool = False
 
 
-def _single(request: web.Request, name: str) -> str | None:
-    values = request.query.getall(name, [])
-    if len(values) > 1:
-        raise BadRequest(f"{name}: given more than once")
-    return values[0] if values else None
-
-
 def check_known(request: web.Request, filters: Collection[str], sortable: bool,
                 continuable: bool = False) -> None:
     """Refuse query parameters the list does not take, naming them. A continuable list
     also takes the tokens of its ``next`` and ``prev`` links."""
-    known = (PAGING | {f"filter[{name}]" for name in filters} | ({"sort"} if sortable else set())
-             | (CONTINUATIONS if continuable else set()))
+    refuse_unknown(request, PAGING | {f"filter[{name}]" for name in filters}
+                   | ({"sort"} if sortable else set())
+                   | (CONTINUATIONS if continuable else set()))
+
+
+def refuse_unknown(request: web.Request, known: Collection[str]) -> None:
+    """400 naming the query parameters that are not ``known``."""
     unknown = sorted({key for key in request.query if key not in known})
     if unknown:
-        allowed = ", ".join(sorted(known))
+        allowed = ", ".join(sorted(known)) or "none"
         raise BadRequest(f"unknown query parameter {', '.join(unknown)}; allowed: {allowed}")
 
 
@@ -96,7 +94,7 @@ def parse_filters(request: web.Request, parsers: Mapping[str, Parser]) -> dict[s
     found: dict[str, Any] = {}
     for name, parse in parsers.items():
         key = f"filter[{name}]"
-        raw = _single(request, key)
+        raw = single_value(request, key)
         if raw is None:
             continue
         try:
@@ -109,7 +107,7 @@ def parse_filters(request: web.Request, parsers: Mapping[str, Parser]) -> dict[s
 def parse_sort(request: web.Request, allowed: Collection[str],
                default: tuple[SortKey, ...] = ()) -> tuple[SortKey, ...]:
     """``sort=level,-observedAt``: keys in order, ``-`` meaning descending."""
-    raw = _single(request, "sort")
+    raw = single_value(request, "sort")
     if raw is None:
         return default
     keys: list[SortKey] = []

@@ -8,6 +8,7 @@ from api.domain_errors import domain_errors
 from api.json import json_response, parse_body
 from api.keys import POOL, SETTINGS, principal
 from api.paging import paging_fields, requested_page
+from api.query_params import check_known
 from gavel import insights_accounts
 from gavel.insights_accounts import NewInsightsAccount
 
@@ -21,6 +22,7 @@ async def create_account(request: web.Request) -> web.Response:
 
 
 async def list_accounts(request: web.Request) -> web.Response:
+    check_known(request, (), sortable=False)
     page = requested_page(request)
     accounts, total = await insights_accounts.list_accounts(
         request.app[POOL], principal(request).org_id, page.offset, page.size)

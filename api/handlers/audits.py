@@ -8,14 +8,16 @@ from aiohttp import web
 from pydantic import Field
 
 from api.domain_errors import domain_errors
-from api.errors import BadRequest, NotFound
+from api.errors import NotFound
 from api.json import Body, json_response, parse_body
 from api.keys import POOL, principal
 from api.paging import paging_fields, requested_page
+from api.query_params import check_known, one_of, parse_filters
 from gavel import audits
 from gavel.policy_groups import find_group
 
 STATUSES = ("queued", "running", "completed", "failed")
+AUDIT_FILTERS = {"status": one_of(*STATUSES)}
 
 
 class NewAudit(Body):
@@ -57,11 +59,10 @@ async def get_audit(request: web.Request) -> web.Response:
 
 
 async def list_audits(request: web.Request) -> web.Response:
-    status = request.query.get("filter[status]")
-    if status is not None and status not in STATUSES:
-        raise BadRequest(f"filter[status]: must be one of {', '.join(STATUSES)}")
+    check_known(request, AUDIT_FILTERS, sortable=False)
+    filters = parse_filters(request, AUDIT_FILTERS)
     page = requested_page(request)
     items, total = await audits.list_audits(request.app[POOL], principal(request).org_id,
-                                            status=status, offset=page.offset,
+                                            status=filters.get("status"), offset=page.offset,
                                             limit=page.size)
     return json_response({"data": items, **paging_fields(request, page, total)})

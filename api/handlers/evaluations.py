@@ -13,6 +13,8 @@ from api.errors import BadRequest, NotFound
 from api.evaluation_waiters import WAITERS
 from api.json import json_response
 from api.keys import POOL, principal
+from api.paging import single_value
+from api.query_params import refuse_unknown
 from gavel.evaluations import load_evaluation
 
 MAX_WAIT = 120.0
@@ -22,7 +24,8 @@ RECHECK = 3.0
 
 
 def _wait_seconds(request: web.Request) -> float:
-    raw = request.query.get("wait", "0")
+    refuse_unknown(request, ("wait",))
+    raw = single_value(request, "wait") or "0"
     try:
         wait = float(raw)
     except ValueError:

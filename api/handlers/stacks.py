@@ -10,6 +10,7 @@ from api.errors import BadRequest
 from api.json import Body, json_response, parse_body
 from api.keys import POOL, principal
 from api.paging import paging_fields, requested_page
+from api.query_params import check_known
 from gavel import inventory
 from gavel.entity_names import name_problem
 from gavel.evaluations import latest_evaluation
@@ -69,6 +70,7 @@ async def stack_policy_groups(request: web.Request) -> web.Response:
 
 
 async def list_stacks(request: web.Request) -> web.Response:
+    check_known(request, (), sortable=False)
     page = requested_page(request)
     stacks, total = await inventory.list_stacks(request.app[POOL], principal(request).org_id,
                                                 page.offset, page.size)

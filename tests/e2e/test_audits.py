@@ -237,8 +237,15 @@ async def test_bad_audit_requests(client: TestClient, new_org) -> None:
     assert "policyGroup" in await error_of(resp, 400)
     resp = await client.get(f"{base}?filter[status]=done", headers=auth(token))
     assert "filter[status]" in await error_of(resp, 400)
-    resp = await client.get(f"{base}?page[size]=1001", headers=auth(token))
-    assert "page[size]" in await error_of(resp, 400)
+    for query, named in (("page[size]=1001", "page[size]"),
+                         ("page[size]=5&page[size]=10", "page[size]: given more than once"),
+                         ("filter[status]=queued&filter[status]=failed",
+                          "filter[status]: given more than once"),
+                         ("nope=1", "unknown query parameter nope"),
+                         ("sort=status", "unknown query parameter sort"),
+                         ("filter[level]=advisory", "unknown query parameter filter[level]")):
+        resp = await client.get(f"{base}?{query}", headers=auth(token))
+        assert named in await error_of(resp, 400)
     resp = await client.get(f"{base}/not-an-id", headers=auth(token))
     await error_of(resp, 404)
     resp = await client.post(base, headers=auth(token), json={})

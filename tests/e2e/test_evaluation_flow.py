@@ -167,6 +167,13 @@ async def test_ingest_validation_and_roles(client: TestClient, pool: asyncpg.Poo
     missing = await client.get(f"/api/orgs/{org}/evaluations/{uuid.uuid4()}",
                                headers=auth(token))
     assert missing.status == 404
+    # a CI gate with a mistyped or doubled wait must not get an answer without waiting
+    for query, named in (("wiat=60", "unknown query parameter wiat"),
+                         ("wait=1&wait=60", "wait: given more than once"),
+                         ("wait=soon", "wait: 'soon' is not a number")):
+        resp = await client.get(f"/api/orgs/{org}/evaluations/{uuid.uuid4()}?{query}",
+                                headers=auth(token))
+        assert resp.status == 400 and named in (await resp.json())["message"]
 
 
 async def test_events_produced_straight_to_kafka_and_dead_letters(

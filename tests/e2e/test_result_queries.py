@@ -441,6 +441,8 @@ BAD = [
     ("page[number]=first", "page[number]: must be an integer"),
     ("filter[pack]=", "filter[pack]: must not be empty"),
     ("filter[pack]=a&filter[pack]=b", "filter[pack]: given more than once"),
+    ("page[size]=10&page[size]=20", "page[size]: given more than once"),
+    ("page[number]=1&page[number]=2", "page[number]: given more than once"),
 ]
 
 

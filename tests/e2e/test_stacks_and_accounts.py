@@ -98,9 +98,12 @@ async def test_list_stacks_is_paged(client: TestClient, new_org) -> None:
     assert "page%5Bnumber%5D=0" in page["links"]["prev"] or \
         "page[number]=0" in page["links"]["prev"]
     assert page["links"]["next"] is None
-    for bad in ({"page[size]": "0"}, {"page[size]": "1001"}, {"page[number]": "x"}):
+    for bad in ({"page[size]": "0"}, {"page[size]": "1001"}, {"page[number]": "x"},
+                {"filter[project]": "web"}):
         message = await error_of(await client.get(url, params=bad, headers=api.headers), 400)
         assert next(iter(bad)) in message
+    doubled = await client.get(f"{url}?page[size]=1&page[size]=2", headers=api.headers)
+    assert "page[size]: given more than once" in await error_of(doubled, 400)
 
 
 async def test_accounts(client: TestClient, new_org) -> None:
@@ -126,6 +129,8 @@ async def test_accounts(client: TestClient, new_org) -> None:
     listed = await (await client.get(url, headers=api.headers)).json()
     assert [a["name"] for a in listed["accounts"]] == ["aws-prod", "gcp"]
     assert listed["meta"]["page"]["total"] == 2
+    assert "unknown query parameter filter[provider]" in await error_of(
+        await client.get(f"{url}?filter[provider]=aws", headers=api.headers), 400)
     assert await error_of(await api.add_account("gcp"), 409) == "Account 'gcp' already exists"
     assert "provider" in await error_of(await client.post(
         url, json={"name": "x"}, headers=api.headers), 400)
