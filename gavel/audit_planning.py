@@ -16,6 +16,7 @@ import asyncpg
 from gavel.audits import ORG_TARGET, SCHEDULE_TARGET
 from gavel.events import envelope
 from gavel.membership import WITH_MEMBERS
+from gavel.metrics import record_audit_finished
 from gavel.outbox import enqueue_many
 
 log = logging.getLogger(__name__)
@@ -61,20 +62,24 @@ async def plan_audit(pool: asyncpg.Pool, audit_id: uuid.UUID, topic: str,
     async with pool.acquire() as conn:
         try:
             async with conn.transaction(isolation="repeatable_read"):
-                await _plan(conn, audit_id, topic, chunk_size)
+                ended = await _plan(conn, audit_id, topic, chunk_size)
         except AuditTargetGone as exc:
-            await conn.execute(
+            ended = await conn.fetchval(
                 "UPDATE audits SET status = 'failed', error = $2, started_at = now(), "
-                "finished_at = now() WHERE id = $1 AND status = 'queued'", audit_id, str(exc))
+                "finished_at = now() WHERE id = $1 AND status = 'queued' RETURNING status",
+                audit_id, str(exc))
+    if ended:
+        record_audit_finished(ended)
 
 
 async def _plan(conn: asyncpg.Connection, audit_id: uuid.UUID, topic: str,
-                chunk_size: int) -> None:
+                chunk_size: int) -> str | None:
+    """Start the audit; its status if that ends it (nothing to audit)."""
     audit = await conn.fetchrow(
         "UPDATE audits SET status = 'running', started_at = now() "
         "WHERE id = $1 AND status = 'queued' RETURNING *", audit_id)
     if audit is None:
-        return
+        return None
     org = await conn.fetchrow("SELECT name, revision FROM orgs WHERE id = $1", audit["org_id"])
     groups = await _target_groups(conn, audit)
     planner = _ChunkWriter(conn, audit, org["name"], org["revision"], topic, chunk_size)
@@ -97,6 +102,7 @@ async def _plan(conn: asyncpg.Connection, audit_id: uuid.UUID, topic: str,
         audit_id, [g["name"] for g in groups], planner.total, planner.chunks)
     log.info("audit %s started: %d entities in %d chunks (groups %s)", audit_id,
              planner.total, planner.chunks, ", ".join(g["name"] for g in groups))
+    return None if planner.chunks else "completed"
 
 
 class _ChunkWriter:

@@ -34,7 +34,8 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 EVENTS_CONSUMED = Counter(
     "gavel_events_consumed", "Messages the worker took from Kafka to evaluate", ["topic"])
 EVALUATIONS = Counter(
-    "gavel_evaluations", "Evaluations stored, by outcome", ["outcome", "entity_type"])
+    "gavel_evaluations", "Evaluations stored, by outcome, entity type and kind (preview, "
+    "update, refresh, destroy, scan, audit)", ["outcome", "entity_type", "kind"])
 # from the event's occurredAt to its result in Postgres: CI gates wait seconds,
 # audits and backlogs minutes
 EVALUATION_LATENCY = Histogram(
@@ -55,6 +56,9 @@ PACK_UNLOADS = Counter(
 DEAD_LETTERS = Counter(
     "gavel_dead_letters", "Messages sent to the dead-letter topic, by original topic",
     ["topic"])
+AUDITS_FINISHED = Counter(
+    "gavel_audits_finished", "Audit scans that ended: completed by the worker that counted "
+    "their last chunk, or failed by the planner (their target gone)", ["status"])
 CONSUMER_LAG = Gauge(
     "gavel_consumer_lag", "Messages not yet fetched (highwater minus position) of the "
     "worker's assigned partitions", ["topic", "partition"])
@@ -71,9 +75,10 @@ def record_consumed(topic: str) -> None:
     EVENTS_CONSUMED.labels(topic).inc()
 
 
-def record_evaluation(outcome: str, entity_type: str, occurred_at: datetime) -> None:
+def record_evaluation(outcome: str, entity_type: str, kind: str,
+                      occurred_at: datetime) -> None:
     """Count one newly stored evaluation and observe its latency from the event's time."""
-    EVALUATIONS.labels(outcome, entity_type).inc()
+    EVALUATIONS.labels(outcome, entity_type, kind).inc()
     # producers' clocks may run ahead of ours: never observe a negative latency
     latency = max(0.0, (datetime.now(UTC) - occurred_at).total_seconds())
     EVALUATION_LATENCY.labels(entity_type).observe(latency)
@@ -89,6 +94,10 @@ def record_pack_load() -> None:
 
 def record_pack_unload() -> None:
     PACK_UNLOADS.inc()
+
+
+def record_audit_finished(status: str) -> None:
+    AUDITS_FINISHED.labels(status).inc()
 
 
 def record_dead_letter(topic: str) -> None:

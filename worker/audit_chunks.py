@@ -17,6 +17,7 @@ from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
 from gavel.events import AuditChunk
+from gavel.metrics import record_audit_finished
 from worker.decode import BadEvent
 from worker.pipeline import Occasion, Pipeline, Subject
 
@@ -46,6 +47,7 @@ UPDATE audits SET evaluated = evaluated + $2, failed = failed + $3, advisory = a
        status = CASE WHEN chunks = chunks_done + 1 THEN 'completed' ELSE status END,
        finished_at = CASE WHEN chunks = chunks_done + 1 THEN now() ELSE finished_at END
 WHERE id = $1 AND status = 'running'
+RETURNING status
 """
 
 
@@ -128,6 +130,8 @@ class AuditChunks:
                 return
             # an entity deleted since the audit started counts as failed
             missing = len(ids) - counts["evaluated"] - counts["errored"]
-            await conn.execute(_ADD_COUNTS, chunk.auditId, counts["evaluated"],
-                               counts["errored"] + missing, counts["advisory"],
-                               counts["mandatory"])
+            status = await conn.fetchval(_ADD_COUNTS, chunk.auditId, counts["evaluated"],
+                                         counts["errored"] + missing, counts["advisory"],
+                                         counts["mandatory"])
+        if status == "completed":
+            record_audit_finished(status)

@@ -7,6 +7,7 @@ worker loudly instead of quietly dead-lettering everything.
 from __future__ import annotations
 
 import collections
+import logging
 
 import asyncpg
 import orjson
@@ -15,6 +16,7 @@ from aiokafka.structs import ConsumerRecord
 
 from gavel.metrics import record_dead_letter
 
+log = logging.getLogger(__name__)
 
 class DeadLetterBurst(RuntimeError):
     pass
@@ -54,3 +56,5 @@ class DeadLetters:
                                            value=orjson.dumps(envelope))
         self.count += 1
         record_dead_letter(message.topic)
+        log.warning("dead-lettered %s[%d]@%d: %s", message.topic, message.partition,
+                    message.offset, error[:500])

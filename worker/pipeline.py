@@ -147,7 +147,7 @@ class Pipeline:
             self.duplicates += 1
             return False
         self.evaluated += 1
-        record_evaluation(done.outcome, done.entity_type, done.occurred_at)
+        record_evaluation(done.outcome, done.entity_type, done.kind, done.occurred_at)
         await self._producer.send(
             self._settings.kafka.topic_evaluations,
             key=f"{subject.org}/{subject.key}".encode(),

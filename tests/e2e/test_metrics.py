@@ -15,7 +15,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gavel.kafka import make_consumer, make_producer
 from gavel.settings import Settings
+from tests.e2e.test_audits import all_audits_finished, estate, finished, publish_baseline
 from tests.e2e.test_evaluation_flow import CLEAN, PUBLIC, evaluate
+from tests.helpers import auth
 from tests.policy_setup import publish, set_default_group_packs
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -99,9 +101,9 @@ async def test_metrics_count_what_happened(
     assert moved(before, after, "gavel_opa_pack_duration_seconds_count", pack=pack) == 3
     assert moved(before, after, "gavel_opa_pack_duration_seconds_sum", pack=pack) > 0
     assert moved(before, after, "gavel_evaluations_total",
-                 outcome="mandatory", entity_type="stack") == 2
+                 outcome="mandatory", entity_type="stack", kind="update") == 2
     assert moved(before, after, "gavel_evaluations_total",
-                 outcome="pass", entity_type="stack") == 1
+                 outcome="pass", entity_type="stack", kind="update") == 1
     assert moved(before, after, "gavel_evaluation_latency_seconds_count",
                  entity_type="stack") == 3
     assert moved(before, after, "gavel_evaluation_latency_seconds_sum", entity_type="stack") > 0
@@ -123,3 +125,33 @@ async def test_consumer_lag_of_every_assigned_partition(
         await asyncio.sleep(0.2)
     assert lags == dict.fromkeys(every_partition, 0.0)
     assert ("gavel_audits_running", frozenset()) in samples
+
+
+async def test_audits_that_end_are_counted(client: TestClient, worker: Any, pool: asyncpg.Pool,
+                                           settings: Settings, new_org) -> None:
+    """Completed by the worker that counts the last chunk, or by the planner when there is
+    nothing to audit; failed by the planner when the group is gone before it starts."""
+    await settled(pool, settings)
+    before = await scrape(client)
+    org, token = await new_org()
+    pack = await publish_baseline(client, org, token)
+    api = await estate(client, org, token, "estate", 3)
+    add = {"addPolicyPack": {"name": "baseline", "version": pack["version"]}}
+    assert (await api.patch("estate", add)).status == 204  # starts an audit after a delay
+    assert (await api.create(name="brief", entityType="stacks", mode="audit")).status == 204
+    assert (await api.patch("brief", add)).status == 204
+    assert (await api.delete("brief")).status == 204  # before its audit starts
+    audits = await all_audits_finished(client, org, token)
+    empty_org, empty_token = await new_org()  # no accounts for its default audit group
+    resp = await client.post(f"/api/orgs/{empty_org}/audits", headers=auth(empty_token))
+    empty = await finished(client, empty_org, empty_token, (await resp.json())["id"])
+    await settled(pool, settings)
+    after = await scrape(client)
+
+    statuses = [a["status"] for a in audits]
+    assert sorted(statuses) == ["completed", "failed"], audits
+    assert (empty["status"], empty["total"]) == ("completed", 0)
+    assert moved(before, after, "gavel_audits_finished_total", status="completed") == 2
+    assert moved(before, after, "gavel_audits_finished_total", status="failed") == 1
+    assert moved(before, after, "gavel_evaluations_total", outcome="mandatory",
+                 entity_type="stack", kind="audit") == 2  # stacks 0 and 2 of 3
