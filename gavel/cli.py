@@ -115,6 +115,22 @@ async def cmd_org_create(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_org_token(settings: Settings, args: argparse.Namespace) -> int:
+    from gavel.db import pool_context
+    from gavel.orgs import UnknownOrg, issue_org_token
+
+    await _migrate(settings)
+    async with pool_context(settings.database) as pool:
+        try:
+            token = await issue_org_token(pool, args.name, args.role, args.description)
+        except UnknownOrg as exc:
+            print(f"gavel: {exc}", file=sys.stderr)
+            return 1
+    print(f"A new {args.role} token of organization {args.name!r} (shown once):")
+    print(token)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gavel", description="Gavel policy-as-code service")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -128,6 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     create = org.add_parser("create", help="create an organization and print an admin token")
     create.add_argument("name")
     create.set_defaults(run=cmd_org_create)
+    token = org.add_parser("token", help="print a new token of an existing organization")
+    token.add_argument("name")
+    token.add_argument("--role", choices=("admin", "member", "ingest"), default="admin")
+    token.add_argument("--description", default="issued with gavel org token")
+    token.set_defaults(run=cmd_org_token)
     return parser
 
 

@@ -6,7 +6,7 @@ import re
 
 import asyncpg
 
-from gavel.tokens import issue_token
+from gavel.tokens import Role, issue_token
 
 ORG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 DEFAULT_STACK_GROUP = "default-policy-group"
@@ -18,6 +18,10 @@ class OrgExists(ValueError):
 
 
 class InvalidOrgName(ValueError):
+    pass
+
+
+class UnknownOrg(LookupError):
     pass
 
 
@@ -39,3 +43,14 @@ async def create_org(pool: asyncpg.Pool, name: str) -> tuple[int, str]:
              (org_id, DEFAULT_ACCOUNT_GROUP, "accounts", "audit")])
         _, token = await issue_token(conn, org_id, "admin", "created with the organization")
     return org_id, token
+
+
+async def issue_org_token(pool: asyncpg.Pool, name: str, role: Role,
+                          description: str) -> str:
+    """A new token of an existing org (for whoever runs the service and lost its tokens)."""
+    async with pool.acquire() as conn, conn.transaction():
+        org_id = await conn.fetchval("SELECT id FROM orgs WHERE name = $1", name)
+        if org_id is None:
+            raise UnknownOrg(f"organization {name!r} does not exist")
+        _, token = await issue_token(conn, org_id, role, description)
+    return token

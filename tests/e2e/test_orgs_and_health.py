@@ -94,6 +94,15 @@ def test_cli_org_create_prints_token_last(settings: Settings, pool) -> None:
                            capture_output=True, text=True, env=env, timeout=60)
     assert again.returncode == 1
     assert "already exists" in again.stderr
+    member = subprocess.run([sys.executable, "-m", "gavel.cli", "org", "token", name,
+                             "--role", "member"], capture_output=True, text=True, env=env,
+                            timeout=60)
+    assert member.returncode == 0, member.stderr
+    second = member.stdout.strip().splitlines()[-1]
+    assert second.startswith("gvl_") and second != token
+    missing = subprocess.run([sys.executable, "-m", "gavel.cli", "org", "token", f"{name}-x"],
+                             capture_output=True, text=True, env=env, timeout=60)
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
 
 
 async def test_revoked_token_is_refused_at_once(client: TestClient, new_org, pool) -> None:
