@@ -74,6 +74,26 @@ WHERE org_id = $1 AND group_name = $2 AND ($3::text IS NULL OR entity_type = $3)
   AND ($4::text IS NULL OR pack = $4) AND ($5::text IS NULL OR policy = $5)
 GROUP BY entity_type
 """
+# The value of a leading sort column (pack or policy) at which the ``$6``-th matching
+# violation (from 0) lies in the column's order, and how many violations come before
+# that value's, from the same counts and filters ($7: the level filter or NULL). The
+# counts sort by the same collation as current_violations.
+_LANDING = """
+SELECT value, before FROM (
+    SELECT value, n, sum(n) OVER (ORDER BY value {direction} ROWS UNBOUNDED PRECEDING) - n
+                     AS before
+    FROM (SELECT {column} AS value,
+                 sum(CASE $7::text WHEN 'advisory' THEN advisory WHEN 'mandatory' THEN mandatory
+                     ELSE advisory + mandatory END) AS n
+          FROM compliance_policy_counts
+          WHERE org_id = $1 AND group_name = $2 AND ($3::text IS NULL OR entity_type = $3)
+            AND ($4::text IS NULL OR pack = $4) AND ($5::text IS NULL OR policy = $5)
+          GROUP BY {column}) AS per_value) AS running
+WHERE before + n > $6
+ORDER BY value {direction} LIMIT 1
+"""
+# leading sort columns whose rows per value the counts tell
+LANDING_COLUMNS = ("pack", "policy")
 COUNTED_FILTERS = frozenset({"entityType", "group", "pack", "policy", "level"})
 VIOLATION_LEVELS = ("advisory", "mandatory")  # a violation's levels, each a count column
 # the current_violations column that a key of ``KeptCounts.read`` holds at each place
@@ -105,6 +125,18 @@ class KeptCounts:
                               self.pack, self.policy)
         return {(r["entity_type"], level): int(r[level]) for r in rows
                 for level in VIOLATION_LEVELS if self.level in (None, level)}
+
+    async def landing(self, db: asyncpg.Pool | asyncpg.Connection, column: str,
+                      descending: bool, skip: int) -> tuple[str, int] | None:
+        """The value of ``column`` (one of LANDING_COLUMNS) whose rows hold the
+        ``skip``-th matching violation in the column's order, and the violations of the
+        values before it; None past the end."""
+        if column not in LANDING_COLUMNS:
+            raise ValueError(f"no counts by {column}")
+        sql = _LANDING.format(column=column, direction="DESC" if descending else "ASC")
+        row = await db.fetchrow(sql, self.org_id, self.group, self.entity_type, self.pack,
+                                self.policy, skip, self.level)
+        return None if row is None else (row["value"], int(row["before"]))
 
 
 def counted_by(counts: Mapping[tuple[str, str], int], column: str) -> dict[str, int] | None:

@@ -120,7 +120,8 @@ async def _by_number(pool: asyncpg.Pool, query: PagedQuery, kept: compliance.Kep
     """A page past the first by its number, with kept counts: read from the nearer end
     of the list (backwards from the end when fewer rows follow the page than precede
     it), so that at most half of the list is skipped; branches of a sort led by level
-    or entity type are skipped by their counts."""
+    or entity type are skipped by their counts, and a sort led by pack or policy starts
+    at the value that holds the page, skipping only that value's rows before it."""
     counts = await kept.read(pool)
     total = sum(counts.values())
     after = total - offset - limit
@@ -128,8 +129,15 @@ async def _by_number(pool: asyncpg.Pool, query: PagedQuery, kept: compliance.Kep
         return ResultPage([], total, exact=True)
     seek = Seek.end() if after < offset else None
     skip = max(after, 0) if seek else offset
-    sizes = compliance.counted_by(counts, query.order.columns[0].name)
-    sql, params = query.page(min(limit, total - offset), skip, seek, None, sizes)
+    lead = (query.order.reversed() if seek else query.order).columns[0]
+    sizes = compliance.counted_by(counts, lead.name)
+    lead_from = None
+    if lead.name in compliance.LANDING_COLUMNS and skip and lead.name not in query.fixed:
+        landing = await kept.landing(pool, lead.name, lead.descending, skip)
+        if landing is not None:
+            lead_from, before = landing
+            skip -= before
+    sql, params = query.page(min(limit, total - offset), skip, seek, None, sizes, lead_from)
     rows = await _fetch(pool, query, sql, params)
     return ResultPage(rows[::-1] if seek else rows, total, exact=True)
 

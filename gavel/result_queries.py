@@ -179,12 +179,15 @@ class PagedQuery:
 
     def page(self, limit: int, offset: int = 0, seek: Seek | None = None,
              listed: Sequence[str] | None = None,
-             branch_sizes: Mapping[str, int] | None = None) -> tuple[str, tuple[Any, ...]]:
+             branch_sizes: Mapping[str, int] | None = None,
+             lead_from: str | None = None) -> tuple[str, tuple[Any, ...]]:
         """A page's SQL and parameters. Seeking before a key reads the order backwards,
         so those rows come nearest first. ``listed``: the values of a LISTED_BRANCHES
         lead from the seek on (``listed_values_sql``), one branch each. ``branch_sizes``:
         the rows of each value of a BRANCHES lead, if known, so that a branch skips
-        without counting the branches before it."""
+        without counting the branches before it. ``lead_from``: the rows are read from
+        this value of the leading column on (in the order read), ``offset`` counting
+        from its first row."""
         where = Where(list(self.where.params), list(self.where.clauses))
         order = self._read_order(seek)
         key = seek.key if seek and seek.key else None
@@ -198,6 +201,9 @@ class PagedQuery:
         else:
             if key is not None:
                 where.clauses.append(keyset.seek_after(order.columns, key, where.bind))
+            if lead_from is not None:
+                op = "<=" if order.columns[0].descending else ">="
+                where.clauses.append(f"{lead} {op} {where.bind(lead_from)}")
             ids = (f"SELECT {self.id_column} FROM {self.table} WHERE {where.sql}\n"
                    f"      ORDER BY {order.sql} LIMIT {where.bind(limit)} "
                    f"OFFSET {where.bind(offset)}")

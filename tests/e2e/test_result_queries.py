@@ -306,7 +306,10 @@ async def test_estimated_totals_still_page_exactly(client: TestClient, seeded,
     ({}, "", 450), ({"level": "advisory"}, "-level,observedAt", 333),
     ({"group": "prod"}, "pack,policy", 250), ({"entityType": "stack", "pack": "network"},
                                               "entity,-observedAt", 100),
-    ({"policy": "rule-3", "level": "mandatory", "group": "shared"}, "policy,-level", 40)])
+    ({"policy": "rule-3", "level": "mandatory", "group": "shared"}, "policy,-level", 40),
+    # led by pack or policy: a page starts at the value that holds it
+    ({}, "-pack", 300), ({"level": "mandatory"}, "policy", 70),
+    ({"group": "shared", "entityType": "stack"}, "-pack,observedAt", 60)])
 async def test_totals_are_exact_and_pages_by_number_read_from_the_nearer_end(
         client: TestClient, seeded, monkeypatch: pytest.MonkeyPatch, filters: dict[str, str],
         sort: str, size: int) -> None:
