@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
 
 from aiohttp import web
 
 from api.audit_planner import AuditPlanner
 from api.auth import auth_middleware
+from api.background import background
 from api.eager_publisher import EagerPublisher
 from api.errors import error_middleware
 from api.evaluation_waiters import notifications
@@ -44,18 +43,6 @@ async def _opa(app: web.Application) -> AsyncIterator[None]:
         app[OPA_CHECK] = app[OPA] if settings.checks_url == settings.url else \
             await clients.enter_async_context(opa_client(settings, settings.checks_url))
         yield
-
-
-@contextlib.asynccontextmanager
-async def background(job: Coroutine[Any, Any, None], name: str) -> AsyncIterator[None]:
-    """Run ``job`` while the app runs; cancel it at shutdown."""
-    task = asyncio.create_task(job, name=name)
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def _outbox_relay(app: web.Application) -> AsyncIterator[None]:

@@ -18,9 +18,6 @@ from api.query_params import refuse_unknown
 from gavel.evaluations import load_evaluation
 
 MAX_WAIT = 120.0
-# re-read even without a notification, in case one was lost (the LISTEN connection
-# reconnecting); rarely, since every waiting request re-reads
-RECHECK = 3.0
 
 
 def _wait_seconds(request: web.Request) -> float:
@@ -56,5 +53,7 @@ async def get_evaluation(request: web.Request) -> web.Response:
                 if document is None:
                     raise NotFound(f"Evaluation '{evaluation_id}' not found")
                 return json_response(document)
+            # woken by the evaluation's notification, or by the sweep that finds it
+            # finished if the notification was lost (api.evaluation_waiters)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(finished, min(remaining, RECHECK))
+                await asyncio.wait_for(finished, remaining)

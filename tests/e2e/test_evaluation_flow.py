@@ -213,3 +213,24 @@ async def test_events_produced_straight_to_kafka_and_dead_letters(
     assert len(errors) == 2
     assert errors[0].startswith("eventId: Field required") or "eventId" in errors[0]
     assert any("not JSON" in e for e in errors)
+
+
+async def test_a_long_poll_whose_notification_is_lost_is_answered(
+        client: TestClient, pool: asyncpg.Pool, new_org) -> None:
+    """The row finishes without the notification that the worker's store sends: the
+    API's periodic sweep of waited-for evaluations finds it well before the wait ends."""
+    org, token = await new_org()
+    evaluation_id = uuid.uuid4()
+    await pool.execute(
+        "INSERT INTO evaluations (id, org_id, event_id, entity_type, entity_key, kind, status,"
+        " occurred_at) VALUES ($1, $2, 'quiet', 'stack', 'web/prod', 'preview', 'pending',"
+        " now())", evaluation_id, await org_id(pool, org))
+    waiting = asyncio.create_task(client.get(
+        f"/api/orgs/{org}/evaluations/{evaluation_id}?wait=60", headers=auth(token)))
+    await asyncio.sleep(0.5)
+    assert not waiting.done()
+    await pool.execute("UPDATE evaluations SET status = 'finished', outcome = 'pass', "
+                       "blocking = false, finished_at = now() WHERE id = $1", evaluation_id)
+    resp = await asyncio.wait_for(waiting, 30)  # well before the wait of 60 s ends
+    body = await resp.json()
+    assert resp.status == 200 and (body["status"], body["outcome"]) == ("finished", "pass")

@@ -7,9 +7,12 @@ import os
 import subprocess
 import sys
 
+import asyncpg
+import pytest
 from aiohttp.test_utils import TestClient
 
 from gavel.settings import Settings
+from gavel.tokens import TOKENS_CHANNEL
 from tests.helpers import auth
 
 
@@ -105,10 +108,33 @@ def test_cli_org_create_prints_token_last(settings: Settings, pool) -> None:
     assert missing.returncode == 1 and "does not exist" in missing.stderr
 
 
-async def test_revoked_token_is_refused_at_once(client: TestClient, new_org, pool) -> None:
-    """Checked tokens are cached by the API; revoking one still takes effect at once."""
+async def _listener_lost_and_back(pool: asyncpg.Pool) -> None:
+    """End the API's LISTEN connection and wait until it has listened again."""
+    # its last statement listens to the token channel (the relay and the audit planner
+    # listen to others)
+    listening = ("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                 f"AND query = 'LISTEN \"{TOKENS_CHANNEL}\"'")
+    lost = {r["pid"] for r in await pool.fetch(listening)}
+    assert lost, "no LISTEN connection"
+    await pool.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid",
+                       list(lost))
+    for _ in range(200):
+        if {r["pid"] for r in await pool.fetch(listening)} - lost:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the API did not listen again")
+
+
+@pytest.mark.parametrize("reconnected", [False, True])
+async def test_revoked_token_is_refused_at_once(client: TestClient, new_org, pool,
+                                                reconnected: bool) -> None:
+    """Checked tokens are cached by the API; revoking one still takes effect at once, also
+    after the API lost its LISTEN connection and listened again."""
     acme, token = await new_org()
     for _ in range(2):  # the second request is answered from the cache
+        assert (await client.get(f"/api/orgs/{acme}", headers=auth(token))).status == 200
+    if reconnected:
+        await _listener_lost_and_back(pool)
         assert (await client.get(f"/api/orgs/{acme}", headers=auth(token))).status == 200
     await pool.execute("UPDATE tokens SET revoked_at = now() WHERE org_id = "
                        "(SELECT id FROM orgs WHERE name = $1)", acme)

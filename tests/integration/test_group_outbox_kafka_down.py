@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest_asyncio
 
-from api.app import background
+from api.background import background
 from api.outbox_relay import OutboxRelay
 from gavel.db import create_pool
 from gavel.group_updates import update_group
