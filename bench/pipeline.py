@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import random
 import tempfile
 import time
@@ -45,6 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--packs", type=int, default=1, help="copies of aws-baseline applied")
     parser.add_argument("--warm-up", type=int, default=3000, metavar="EVENTS",
                         help="uncounted events through the worker first (default 3000)")
+    parser.add_argument("--warm-up-seconds", type=float, default=60.0, metavar="SECONDS",
+                        help="repeat the warm-up events until this long has passed "
+                             "(default 60: a broker started just before compiles its hot "
+                             "paths during its first minute)")
     parser.add_argument("--timeout", type=float, default=600.0,
                         help="give up waiting for evaluations after this many seconds")
     parser.add_argument("--profile", metavar="FILE",
@@ -58,7 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def run(args: argparse.Namespace) -> Report:
     report = Report("pipeline", {"events": args.events, "resources": args.resources,
-                                 "packs": args.packs, "warm-up events": args.warm_up})
+                                 "packs": args.packs, "warm-up events": args.warm_up,
+                                 "warm-up seconds": args.warm_up_seconds})
     async with scratch(with_topics=True) as (settings, env):
         report.parameters["concurrency"] = settings.worker.concurrency
         report.parameters["raw OPA concurrency"] = args.raw_concurrency
@@ -99,9 +105,16 @@ async def _through_worker(args: argparse.Namespace, settings: Settings, env: dic
     await producer.start()
     worker.start()
     try:
-        warm = _events(args, "warm", max(1, args.warm_up))
-        await _produce(producer, settings, warm)
-        await _wait_for(pool, worker, "warm", len(warm), args.timeout, log_path)
+        warming = time.monotonic()
+        for warm_round in itertools.count():
+            warm = _events(args, f"warm{warm_round}", max(1, args.warm_up))
+            await _produce(producer, settings, warm)
+            await _wait_for(pool, worker, f"warm{warm_round}", len(warm), args.timeout,
+                            log_path)
+            if time.monotonic() - warming >= args.warm_up_seconds:
+                break
+        report.add("warm-up", f"{(warm_round + 1) * len(warm)} events in "
+                              f"{time.monotonic() - warming:.0f} s")
         await analyze(pool)
         if args.profile:
             worker.start_profile(Path(args.profile))
