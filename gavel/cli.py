@@ -11,6 +11,7 @@ import sys
 from collections.abc import Awaitable, Callable
 
 from gavel.settings import Settings, SettingsError, load_settings
+from gavel.tokens import ROLES
 
 log = logging.getLogger("gavel")
 
@@ -146,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.set_defaults(run=cmd_org_create)
     token = org.add_parser("token", help="print a new token of an existing organization")
     token.add_argument("name")
-    token.add_argument("--role", choices=("admin", "member", "ingest"), default="admin")
+    token.add_argument("--role", choices=ROLES, default="admin")
     token.add_argument("--description", default="issued with gavel org token")
     token.set_defaults(run=cmd_org_token)
     return parser

@@ -65,32 +65,33 @@ Row = asyncpg.Record | Mapping[str, Any]
 # type and level: each current violation is counted there once under every group it is
 # under and once under '' (any group). Exact, from a few rows per policy; the worker
 # writes the counts in the transaction that writes the violations. $2 the group or '',
-# then entity type, pack, policy (NULL: any).
-VIOLATION_COUNTS = """
-SELECT entity_type, coalesce(sum(advisory), 0) AS advisory,
-       coalesce(sum(mandatory), 0) AS mandatory
+# then entity type, pack, policy (NULL: any): _KEPT_MATCHING.
+_KEPT_MATCHING = """
 FROM compliance_policy_counts
 WHERE org_id = $1 AND group_name = $2 AND ($3::text IS NULL OR entity_type = $3)
   AND ($4::text IS NULL OR pack = $4) AND ($5::text IS NULL OR policy = $5)
+"""
+VIOLATION_COUNTS = f"""
+SELECT entity_type, coalesce(sum(advisory), 0) AS advisory,
+       coalesce(sum(mandatory), 0) AS mandatory
+{_KEPT_MATCHING}
 GROUP BY entity_type
 """
 # The value of a leading sort column (pack or policy) at which the ``$6``-th matching
 # violation (from 0) lies in the column's order, and how many violations come before
 # that value's, from the same counts and filters ($7: the level filter or NULL). The
 # counts sort by the same collation as current_violations.
-_LANDING = """
+_LANDING = f"""
 SELECT value, before FROM (
-    SELECT value, n, sum(n) OVER (ORDER BY value {direction} ROWS UNBOUNDED PRECEDING) - n
+    SELECT value, n, sum(n) OVER (ORDER BY value {{direction}} ROWS UNBOUNDED PRECEDING) - n
                      AS before
-    FROM (SELECT {column} AS value,
+    FROM (SELECT {{column}} AS value,
                  sum(CASE $7::text WHEN 'advisory' THEN advisory WHEN 'mandatory' THEN mandatory
                      ELSE advisory + mandatory END) AS n
-          FROM compliance_policy_counts
-          WHERE org_id = $1 AND group_name = $2 AND ($3::text IS NULL OR entity_type = $3)
-            AND ($4::text IS NULL OR pack = $4) AND ($5::text IS NULL OR policy = $5)
-          GROUP BY {column}) AS per_value) AS running
+          {_KEPT_MATCHING}
+          GROUP BY {{column}}) AS per_value) AS running
 WHERE before + n > $6
-ORDER BY value {direction} LIMIT 1
+ORDER BY value {{direction}} LIMIT 1
 """
 # leading sort columns whose rows per value the counts tell
 LANDING_COLUMNS = ("pack", "policy")

@@ -58,7 +58,8 @@ DEAD_LETTERS = Counter(
     ["topic"])
 AUDITS_FINISHED = Counter(
     "gavel_audits_finished", "Audit scans that ended: completed by the worker that counted "
-    "their last chunk, or failed by the planner (their target gone)", ["status"])
+    "their last chunk (or by the planner, with nothing to audit), or failed by the planner "
+    "(their target gone)", ["status"])
 CONSUMER_LAG = Gauge(
     "gavel_consumer_lag", "Messages not yet fetched (highwater minus position) of the "
     "worker's assigned partitions", ["topic", "partition"])

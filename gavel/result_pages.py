@@ -3,7 +3,8 @@
 The page and the count run concurrently on two connections. A query with kept counts
 (``PagedQuery.kept``: the current violations, by the filters the compliance counts are
 kept by) has its total exact, and reads a page given by number from the nearer end of
-the list, a sort led by level or entity type skipping whole branches by their counts.
+the list, a sort led by level or entity type skipping whole branches by their counts
+and one led by pack or policy starting at the value that holds the page.
 Otherwise totals are exact up to EXACT_COUNT_LIMIT and the planner's
 estimate beyond, kept consistent with what the page saw (see ``fetch_page``). A page
 read backwards (``Seek.before``, the last page) comes back in the list's order.

@@ -18,6 +18,7 @@ from gavel.metrics import record_dead_letter
 
 log = logging.getLogger(__name__)
 
+
 class DeadLetterBurst(RuntimeError):
     pass
 
