@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 
 # seconds a cancelled start_producer lets the producer's start end before closing it
 STOP_WAIT = 5.0
+# seconds ensure_topics waits for every partition of the topics to have a leader
+TOPICS_READY_WAIT = 60.0
 
 # every topic setting of ``KafkaSettings``
 TOPIC_FIELDS = ("topic_group_changes", "topic_stack_events", "topic_account_events",
@@ -27,7 +29,10 @@ def all_topics(settings: KafkaSettings) -> list[str]:
 
 
 async def ensure_topics(settings: KafkaSettings) -> None:
-    """Create Gavel's topics if they are missing (idempotent)."""
+    """Create Gavel's topics if they are missing (idempotent), and return once every
+    partition of them has a leader: a consumer group that joins before a new topic's
+    partitions are in the broker's metadata is assigned none of them, and learns of
+    them only at its next metadata refresh, minutes later."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
     await admin.start()
     try:
@@ -40,8 +45,26 @@ async def ensure_topics(settings: KafkaSettings) -> None:
             except TopicAlreadyExistsError:
                 pass
             log.info("created topics %s", [t.name for t in missing])
+            await _partitions_led(admin, [t.name for t in missing])
     finally:
         await admin.close()
+
+
+async def _partitions_led(admin: AIOKafkaAdminClient, topics: list[str]) -> None:
+    """Wait (up to TOPICS_READY_WAIT) until the broker reports a leader for every
+    partition of ``topics``."""
+    deadline = asyncio.get_running_loop().time() + TOPICS_READY_WAIT
+    while True:
+        described = await admin.describe_topics(topics)
+        waiting = [t["topic"] for t in described
+                   if t["error_code"] or not t["partitions"]
+                   or any(p["leader"] < 0 for p in t["partitions"])]
+        if not waiting:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            log.warning("topics %s still have partitions without a leader", waiting)
+            return
+        await asyncio.sleep(0.1)
 
 
 def make_producer(settings: KafkaSettings, **overrides: object) -> AIOKafkaProducer:

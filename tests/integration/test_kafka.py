@@ -10,7 +10,13 @@ import uuid
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from gavel.kafka import ensure_topics, make_consumer, make_producer, start_producer
+from gavel.kafka import (
+    TOPIC_FIELDS,
+    ensure_topics,
+    make_consumer,
+    make_producer,
+    start_producer,
+)
 from gavel.settings import Settings
 from tests.helpers import create_topic
 
@@ -77,3 +83,27 @@ async def test_a_producer_cancelled_while_starting_is_closed(settings: Settings)
             producer = await starting
             await producer.stop()
         gc.collect()
+
+
+async def test_a_group_that_joins_right_after_ensure_topics_gets_every_partition(
+        settings: Settings) -> None:
+    # new topics: a group assigned before their partitions are in the broker's metadata
+    # would get none of them until its next metadata refresh, minutes later
+    tag = uuid.uuid4().hex[:8]
+    kafka = settings.kafka.model_copy(update={
+        field: f"fresh-{tag}.{field}" for field in TOPIC_FIELDS})
+    await ensure_topics(kafka)
+    consumer = make_consumer(kafka, kafka.topic_stack_events, kafka.topic_audit_chunks,
+                             group_id=f"fresh-{tag}")
+    await consumer.start()
+    try:
+        expected = {TopicPartition(topic, p) for topic in (kafka.topic_stack_events,
+                                                           kafka.topic_audit_chunks)
+                    for p in range(kafka.partitions)}
+        for _ in range(300):
+            await consumer.getmany(timeout_ms=100)
+            if consumer.assignment() == expected:
+                break
+        assert consumer.assignment() == expected
+    finally:
+        await consumer.stop()
