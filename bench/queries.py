@@ -278,6 +278,12 @@ def violation_shapes(org_id: int, total: int) -> Iterator[Shape]:
     yield v("sort -level,observedAt, prev link at 90%", {}, "-level,observedAt", depth=0.9,
             via="before")
     yield v("filter level + sort -observedAt", {"level": "mandatory"}, "-observedAt")
+    # half way by number: the deepest a page by number is read (from the nearer end)
+    for sort in ("-level", "level", "observedAt", "-entity", "policy", "entity,-observedAt"):
+        yield v(f"sort {sort}, deep page (50%)", {}, sort, depth=0.5)
+    shape = v("filter level=advisory, deep page (50%)", {"level": "advisory"})
+    shape.matching_depth = 0.5
+    yield shape
     for depth in (0.5, 0.9):
         yield v(f"sort pack, deep page ({depth:.0%})", {}, "pack", depth=depth)
         shape = v(f"filter group=shared, deep page ({depth:.0%})", {"group": "shared"})

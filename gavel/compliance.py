@@ -93,6 +93,23 @@ SELECT value, before FROM (
 WHERE before + n > $6
 ORDER BY value {{direction}} LIMIT 1
 """
+# A current violation is also counted in the range of ids it lies in (its id shifted
+# right by ID_RANGE_BITS), per group ('' for any), entity type and level: the range at
+# which the ``$5``-th matching violation (from 0) lies in the order of ids, and how
+# many come before that range ($3 entity type, $4 level: NULL for any).
+ID_RANGE_BITS = 15
+_ID_LANDING = """
+SELECT value, before FROM (
+    SELECT value, n, sum(n) OVER (ORDER BY value {direction} ROWS UNBOUNDED PRECEDING) - n
+                     AS before
+    FROM (SELECT id_range AS value, sum(violations) AS n
+          FROM violation_id_range_counts
+          WHERE org_id = $1 AND group_name = $2 AND ($3::text IS NULL OR entity_type = $3)
+            AND ($4::text IS NULL OR level = $4)
+          GROUP BY id_range) AS per_value) AS running
+WHERE before + n > $5
+ORDER BY value {direction} LIMIT 1
+"""
 # leading sort columns whose rows per value the counts tell
 LANDING_COLUMNS = ("pack", "policy")
 COUNTED_FILTERS = frozenset({"entityType", "group", "pack", "policy", "level"})
@@ -138,6 +155,21 @@ class KeptCounts:
         row = await db.fetchrow(sql, self.org_id, self.group, self.entity_type, self.pack,
                                 self.policy, skip, self.level)
         return None if row is None else (row["value"], int(row["before"]))
+
+    async def id_landing(self, db: asyncpg.Pool | asyncpg.Connection, descending: bool,
+                         skip: int) -> tuple[int, int] | None:
+        """The id at which the range of ids that holds the ``skip``-th matching violation
+        in the order of ids starts (its first id, or its last read in descending order),
+        and the violations of the ranges before it; None past the end, or with a pack or
+        policy filter (the ranges are not counted by them)."""
+        if self.pack is not None or self.policy is not None:
+            return None
+        row = await db.fetchrow(_ID_LANDING.format(direction="DESC" if descending else "ASC"),
+                                self.org_id, self.group, self.entity_type, self.level, skip)
+        if row is None:
+            return None
+        first = int(row["value"]) << ID_RANGE_BITS
+        return (first + (1 << ID_RANGE_BITS) - 1 if descending else first), int(row["before"])
 
 
 def counted_by(counts: Mapping[tuple[str, str], int], column: str) -> dict[str, int] | None:

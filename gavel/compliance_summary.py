@@ -12,12 +12,17 @@ Written in the transaction that advances entities' latest evaluations
   under any group) or pack (``''``: any pack) a filter names, so that every combination
   of the compliance filters reads a few rows.
 
+It also keeps how many current violations lie in each range of ids
+(``violation_id_range_counts``, per group, entity type and level), where a page by
+number of the default order starts (``gavel.compliance.KeptCounts.landing``).
+
 The statement that replaces an entity's rows also counts what the rows it deletes
 contributed (negatively) and what the rows it inserts contribute, so only the net
 change of each count comes back, and a re-evaluation that changes nothing changes no
-count. The counts are the only rows that writers of different entities share, so
-``add`` writes them last in the transaction and in key order: a writer of the same
-org waits at most for the other's upserts and commit, and two never deadlock.
+compliance count (its violations' ids move to the newest range). The counts are the
+only rows that writers of different entities share, so ``add`` writes them last in the
+transaction and in key order: a writer of the same org waits at most for the other's
+upserts and commit, and two never deadlock.
 """
 
 from __future__ import annotations
@@ -28,13 +33,15 @@ from typing import Any
 
 import asyncpg
 
+from gavel import compliance
+
 _ENTITIES = "unnest($1::bigint[], $2::text[], $3::text[]) AS u(org_id, entity_type, entity_key)"
 _OF_ENTITIES = ("c.org_id = u.org_id AND c.entity_type = u.entity_type "
                 "AND c.entity_key = u.entity_key")
 _RUN = ("org_id", "entity_type", "entity_key", "pack", "pack_version", "version_tag", "groups",
         "errored", "violations", "disabled")
 _FOUND = ("org_id", "entity_type", "entity_key", "groups", "pack", "pack_version", "policy",
-          "level")
+          "level", "violation_id")
 _PACK_RESULTS = """
 INSERT INTO current_pack_results AS c (org_id, entity_type, entity_key, evaluation_id, pack,
                                        pack_version, version_tag, groups, errored, violations,
@@ -97,31 +104,41 @@ per_skip AS (
          JOIN per_pack p USING (sign, org_id, entity_type, entity_key, group_name, pack,
                                 pack_version)
     WHERE NOT p.errored AND d.runs = p.runs),
+per_range AS (
+    SELECT sign, org_id, entity_type, group_name, level,
+           violation_id >> {compliance.ID_RANGE_BITS} AS id_range, count(*) AS violations
+    FROM found CROSS JOIN LATERAL unnest(array_append(groups, '')) AS group_name
+    GROUP BY sign, org_id, entity_type, group_name, level, id_range),
 counted AS (
     SELECT 'pack' AS kind, org_id, entity_type, group_name, pack, pack_version, '' AS policy,
-           version_tag, sign AS entities, sign * errored::int AS errored,
+           '' AS level, 0::bigint AS id_range, version_tag, sign AS entities,
+           sign * errored::int AS errored,
            sign * (NOT errored AND violations = 0)::int AS passing, 0 AS advisory,
            0 AS mandatory, 0 AS skipped
     FROM per_pack
     UNION ALL
-    SELECT 'policy', org_id, entity_type, group_name, pack, pack_version, policy, NULL,
+    SELECT 'policy', org_id, entity_type, group_name, pack, pack_version, policy, '', 0, NULL,
            sign * ran::int, 0, 0, sign * advisory, sign * mandatory, 0
     FROM per_policy
     UNION ALL
-    SELECT 'policy', org_id, entity_type, group_name, pack, pack_version, policy, NULL, 0, 0,
-           0, 0, 0, sign
+    SELECT 'policy', org_id, entity_type, group_name, pack, pack_version, policy, '', 0, NULL,
+           0, 0, 0, 0, 0, sign
     FROM per_skip
     UNION ALL
-    SELECT 'group', org_id, entity_type, group_name, scope, 0, '', NULL, sign,
+    SELECT 'group', org_id, entity_type, group_name, scope, 0, '', '', 0, NULL, sign,
            sign * errored::int, sign * (NOT errored AND violations = 0)::int, 0, 0, 0
-    FROM per_group)
-SELECT kind, org_id, entity_type, group_name, pack, pack_version, policy,
+    FROM per_group
+    UNION ALL
+    SELECT 'range', org_id, entity_type, group_name, '', 0, '', level, id_range, NULL,
+           sign * violations, 0, 0, 0, 0, 0
+    FROM per_range)
+SELECT kind, org_id, entity_type, group_name, pack, pack_version, policy, level, id_range,
        max(version_tag) AS version_tag, sum(entities)::int AS entities,
        sum(errored)::int AS errored, sum(passing)::int AS passing,
        sum(advisory)::int AS advisory, sum(mandatory)::int AS mandatory,
        sum(skipped)::int AS skipped
 FROM counted
-GROUP BY kind, org_id, entity_type, group_name, pack, pack_version, policy
+GROUP BY kind, org_id, entity_type, group_name, pack, pack_version, policy, level, id_range
 HAVING sum(entities) <> 0 OR sum(errored) <> 0 OR sum(passing) <> 0 OR sum(advisory) <> 0
     OR sum(mandatory) <> 0 OR sum(skipped) <> 0
 """
@@ -214,7 +231,8 @@ WHERE {" AND ".join(f"t.{c} = k.{c}" for c in self.keys)}
 
 
 def _arrays(columns: Sequence[str], counts: Sequence[str]) -> str:
-    types = {"org_id": "bigint", "pack_version": "int", **{c: "int" for c in counts}}
+    types = {"org_id": "bigint", "id_range": "bigint", "pack_version": "int",
+             **{c: "int" for c in counts}}
     return ", ".join(f"${n}::{types.get(c, 'text')}[]" for n, c in enumerate(columns, 1))
 
 
@@ -229,7 +247,10 @@ GROUP_COUNTS = CountTable("group", "compliance_group_counts",
                           ("org_id", "pack", "group_name", "entity_type"),
                           ("entities", "errored", "passing", "advisory", "mandatory"),
                           "evaluated")
-COUNT_TABLES = (PACK_COUNTS, POLICY_COUNTS, GROUP_COUNTS)
+ID_RANGE_COUNTS = CountTable("range", "violation_id_range_counts",
+                             ("org_id", "group_name", "entity_type", "level", "id_range"),
+                             ("entities",), "violations")
+COUNT_TABLES = (PACK_COUNTS, POLICY_COUNTS, GROUP_COUNTS, ID_RANGE_COUNTS)
 _ADD = {t.kind: t.add_sql for t in COUNT_TABLES}
 _DELETE_EMPTY = {t.kind: t.delete_empty_sql for t in COUNT_TABLES}
 Changes = dict[str, dict[tuple[Any, ...], list[Any]]]

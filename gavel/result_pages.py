@@ -3,8 +3,9 @@
 The page and the count run concurrently on two connections. A query with kept counts
 (``PagedQuery.kept``: the current violations, by the filters the compliance counts are
 kept by) has its total exact, and reads a page given by number from the nearer end of
-the list, a sort led by level or entity type skipping whole branches by their counts
-and one led by pack or policy starting at the value that holds the page.
+the list, a sort led by level or entity type skipping whole branches by their counts,
+the order by id (alone or after the level) starting at the range of ids that holds the
+page, and a sort led by pack or policy at the value that does.
 Otherwise totals are exact up to EXACT_COUNT_LIMIT and the planner's
 estimate beyond, kept consistent with what the page saw (see ``fetch_page``). A page
 read backwards (``Seek.before``, the last page) comes back in the list's order.
@@ -15,13 +16,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import asyncpg
 import orjson
 
 from gavel import compliance, result_queries
+from gavel.keyset import Order
 from gavel.result_queries import PagedQuery, Seek
 
 EXACT_COUNT_LIMIT = 10_000
@@ -119,28 +121,77 @@ async def fetch_page(pool: asyncpg.Pool, query: PagedQuery, offset: int, limit: 
 async def _by_number(pool: asyncpg.Pool, query: PagedQuery, kept: compliance.KeptCounts,
                      offset: int, limit: int) -> ResultPage:
     """A page past the first by its number, with kept counts: read from the nearer end
-    of the list (backwards from the end when fewer rows follow the page than precede
-    it), so that at most half of the list is skipped; branches of a sort led by level
-    or entity type are skipped by their counts, and a sort led by pack or policy starts
-    at the value that holds the page, skipping only that value's rows before it."""
+    of the list (backwards from the end when fewer rows are skipped that way), so that
+    at most half of the list is skipped. Whole branches of a sort led by level or entity
+    type are skipped by their counts; an order by id (alone or after the level) starts
+    at the range of ids that holds the page, and a sort led by pack or policy at the
+    value that does, skipping only the rows of that range or value before the page."""
     counts = await kept.read(pool)
     total = sum(counts.values())
     after = total - offset - limit
     if offset >= total:
         return ResultPage([], total, exact=True)
-    seek = Seek.end() if after < offset else None
-    skip = max(after, 0) if seek else offset
-    lead = (query.order.reversed() if seek else query.order).columns[0]
-    sizes = compliance.counted_by(counts, lead.name)
+    sizes = compliance.counted_by(counts, query.order.columns[0].name)
+    backwards = _nearer_from_the_end(query, sizes, offset, max(after, 0))
+    read = query.order.reversed() if backwards else query.order
+    skip = max(after, 0) if backwards else offset
+    seek = Seek.end() if backwards else None
+    lead = read.columns[0]
     lead_from = None
-    if lead.name in compliance.LANDING_COLUMNS and skip and lead.name not in query.fixed:
+    start = await _id_start(pool, kept, read, sizes, skip)
+    if start is not None:
+        key, skip = start
+        seek = Seek(key, before=backwards)
+    elif lead.name in compliance.LANDING_COLUMNS and skip and lead.name not in query.fixed:
         landing = await kept.landing(pool, lead.name, lead.descending, skip)
         if landing is not None:
             lead_from, before = landing
             skip -= before
     sql, params = query.page(min(limit, total - offset), skip, seek, None, sizes, lead_from)
     rows = await _fetch(pool, query, sql, params)
-    return ResultPage(rows[::-1] if seek else rows, total, exact=True)
+    return ResultPage(rows[::-1] if backwards else rows, total, exact=True)
+
+
+def _nearer_from_the_end(query: PagedQuery, sizes: dict[str, int] | None, offset: int,
+                         after: int) -> bool:
+    """Whether the page is better read backwards from the end: fewer rows follow it
+    than precede it, not counting whole branches of the lead, skipped by their sizes."""
+    if sizes is None:
+        return after < offset
+    values = sorted(sizes, reverse=query.order.columns[0].descending)
+    return _into_branch(sizes, values[::-1], after)[1] < _into_branch(sizes, values, offset)[1]
+
+
+def _into_branch(sizes: dict[str, int], values: list[str], skip: int) -> tuple[str, int]:
+    """The branch (of ``values``, in the order read) that the ``skip``-th row lies in,
+    and the rows of it before that row."""
+    for value in values:
+        if skip < sizes[value]:
+            return value, skip
+        skip -= sizes[value]
+    return values[-1] if values else "", skip
+
+
+async def _id_start(pool: asyncpg.Pool, kept: compliance.KeptCounts, read: Order,
+                    sizes: dict[str, int] | None,
+                    skip: int) -> tuple[tuple[Any, ...], int] | None:
+    """Where a page by number of an order by id, or by level then id, starts when read in
+    the order ``read`` after ``skip`` rows: a key to continue after (the level's branch,
+    and the id before the range of ids that holds the page) and the rows of that range
+    to skip; None when the counts do not tell."""
+    prefix: tuple[Any, ...] = ()
+    if read.names == ("level", "violation_id") and sizes is not None:
+        level, skip = _into_branch(sizes, sorted(sizes, reverse=read.columns[0].descending),
+                                   skip)
+        prefix, kept = (level,), replace(kept, level=level)
+    elif read.names != ("violation_id",):
+        return None
+    ids_descending = read.columns[-1].descending
+    landing = await kept.id_landing(pool, ids_descending, skip)
+    if landing is None:
+        return None
+    first, before = landing
+    return (*prefix, first + 1 if ids_descending else first - 1), skip - before
 
 
 async def _backwards(pool: asyncpg.Pool, query: PagedQuery, offset: int, limit: int,

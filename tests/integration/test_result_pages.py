@@ -1,13 +1,18 @@
-"""Reading a page of a result list leaves nothing behind on the pool's connections."""
+"""Reading a page of a result list: nothing is left behind on the pool's connections, and
+pages by number start where the kept counts tell."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
-from gavel import result_pages, result_queries
+import asyncpg
+
+from gavel import compliance, result_pages, result_queries
 from gavel.db import pool_context
 from gavel.orgs import create_org
 from gavel.settings import Settings
+from tests.result_seed import BASE_TIME, Current, Evaluation, Violation, seed
 
 
 async def test_a_page_is_planned_for_its_values_without_changing_the_connection(
@@ -25,3 +30,59 @@ async def test_a_page_is_planned_for_its_values_without_changing_the_connection(
                 assert not conn.is_in_transaction()
         finally:
             await pool.execute("DELETE FROM orgs WHERE id = $1", org_id)
+
+
+def _evaluation(entity: int, violations: int) -> Evaluation:
+    entity_type, key = ("account", f"acct-{entity}") if entity % 4 == 0 else \
+        ("stack", f"proj/stack-{entity}")
+    return Evaluation(entity_type, key, BASE_TIME + timedelta(minutes=entity), [
+        Violation(f"pack-{v % 2}", f"rule-{v % 3}",
+                  "mandatory" if (entity + v) % 3 == 0 else "advisory",
+                  ["prod", "shared"] if entity % 3 == 0 else ["prod"])
+        for v in range(violations)])
+
+
+async def test_pages_by_number_of_the_id_order_start_at_their_range_of_ids(
+        pool: asyncpg.Pool) -> None:
+    """Pages by number in the default order (by id), or by level then id, are read from
+    the range of ids that holds them (``violation_id_range_counts``), from either end of
+    the list: ids spread over several ranges, unevenly, give every page of the order,
+    with each filter the range counts are kept by and one they are not (pack)."""
+    org_id, _ = await create_org(pool, f"org-{uuid.uuid4().hex[:8]}")
+    try:
+        current: list[Current] = []
+        for batch, per_entity in enumerate((7, 1, 25, 3)):
+            current += await seed(pool, org_id, [
+                _evaluation(batch * 10 + entity, per_entity + entity % 4)
+                for entity in range(10)])
+            # the next batch's ids lie one or two ranges further on
+            await pool.execute("SELECT setval('violations_id_seq', nextval('violations_id_seq')"
+                               " + $1)", (batch % 2 + 1) << compliance.ID_RANGE_BITS)
+        ranges = {c.id >> compliance.ID_RANGE_BITS for c in current}
+        assert len(ranges) >= 4
+        for filters, sort in (({}, ()), ({"group": "shared"}, ()), ({"level": "mandatory"}, ()),
+                              ({"entityType": "account", "group": "prod"}, ()),
+                              ({"pack": "pack-1"}, ()), ({}, (("level", False),)),
+                              ({"group": "shared"}, (("level", True),)),
+                              ({"level": "advisory"}, (("level", True),)),
+                              ({"pack": "pack-0"}, (("level", True),))):
+            query = result_queries.violation_query(org_id, filters, sort)
+            expected = [c.id for c in sorted(
+                (c for c in current if _matches(c, filters)),
+                key=lambda c: (c.violation.level, c.id) if sort else (c.id,),
+                reverse=bool(sort) and sort[0][1])]
+            for size in (7, 40):
+                for offset in range(0, len(expected) + size, size):
+                    page = await result_pages.fetch_page(pool, query, offset, size)
+                    assert [r["violation_id"] for r in page.rows] == \
+                        expected[offset:offset + size], (filters, size, offset)
+                    assert page.total == len(expected)
+    finally:
+        await pool.execute("DELETE FROM orgs WHERE id = $1", org_id)
+
+
+def _matches(c: Current, filters: dict[str, str]) -> bool:
+    e, v = c.evaluation, c.violation
+    return all({"group": value in v.groups, "level": v.level == value,
+                "entityType": e.entity_type == value, "pack": v.pack == value}[name]
+               for name, value in filters.items())
