@@ -242,11 +242,11 @@ OTHER_TWO_KEY_SORTS = ("pack,policy", "-pack,observedAt", "policy,-level", "enti
 
 def violation_shapes(org_id: int, total: int) -> Iterator[Shape]:
     def v(label: str, filters: dict[str, Any], sort: str = "", depth: float = 0.0,
-          size: int = 100, via: str = "number") -> Paged:
+          size: int = 100, via: str = "number", matching_depth: float | None = None) -> Paged:
         offset = (int(total * depth) // size * size if via == "number"
                   else (total - 1) // size * size if via == "end" else int(total * depth))
         return Paged(f"violations: {label}", result_queries.violation_query(
-            org_id, filters, _sort(sort)), offset, size, via)
+            org_id, filters, _sort(sort)), offset, size, via, matching_depth=matching_depth)
 
     yield v("first page (100)", {})
     yield v("first page (1000)", {}, size=1000)
@@ -281,14 +281,12 @@ def violation_shapes(org_id: int, total: int) -> Iterator[Shape]:
     # half way by number: the deepest a page by number is read (from the nearer end)
     for sort in ("-level", "level", "observedAt", "-entity", "policy", "entity,-observedAt"):
         yield v(f"sort {sort}, deep page (50%)", {}, sort, depth=0.5)
-    shape = v("filter level=advisory, deep page (50%)", {"level": "advisory"})
-    shape.matching_depth = 0.5
-    yield shape
+    yield v("filter level=advisory, deep page (50%)", {"level": "advisory"},
+            matching_depth=0.5)
     for depth in (0.5, 0.9):
         yield v(f"sort pack, deep page ({depth:.0%})", {}, "pack", depth=depth)
-        shape = v(f"filter group=shared, deep page ({depth:.0%})", {"group": "shared"})
-        shape.matching_depth = depth
-        yield shape
+        yield v(f"filter group=shared, deep page ({depth:.0%})", {"group": "shared"},
+                matching_depth=depth)
 
 
 def evaluation_shapes(org_id: int, total: int, not_blocking: int) -> Iterator[Shape]:

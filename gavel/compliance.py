@@ -77,39 +77,36 @@ SELECT entity_type, coalesce(sum(advisory), 0) AS advisory,
 {_KEPT_MATCHING}
 GROUP BY entity_type
 """
-# The value of a leading sort column (pack or policy) at which the ``$6``-th matching
-# violation (from 0) lies in the column's order, and how many violations come before
-# that value's, from the same counts and filters ($7: the level filter or NULL). The
-# counts sort by the same collation as current_violations.
-_LANDING = f"""
-SELECT value, before FROM (
-    SELECT value, n, sum(n) OVER (ORDER BY value {{direction}} ROWS UNBOUNDED PRECEDING) - n
-                     AS before
-    FROM (SELECT {{column}} AS value,
-                 sum(CASE $7::text WHEN 'advisory' THEN advisory WHEN 'mandatory' THEN mandatory
-                     ELSE advisory + mandatory END) AS n
-          {_KEPT_MATCHING}
-          GROUP BY {{column}}) AS per_value) AS running
-WHERE before + n > $6
-ORDER BY value {{direction}} LIMIT 1
-"""
-# A current violation is also counted in the range of ids it lies in (its id shifted
-# right by ID_RANGE_BITS), per group ('' for any), entity type and level: the range at
-# which the ``$5``-th matching violation (from 0) lies in the order of ids, and how
-# many come before that range ($3 entity type, $4 level: NULL for any).
-ID_RANGE_BITS = 15
-_ID_LANDING = """
+# The value (of a column, in its order) at which the ``$skip``-th matching violation
+# (from 0) lies, and how many violations come before that value's, from ``per_value``:
+# rows of (value, n) with n the matching violations of the value.
+_RUNNING_SUM = """
 SELECT value, before FROM (
     SELECT value, n, sum(n) OVER (ORDER BY value {direction} ROWS UNBOUNDED PRECEDING) - n
                      AS before
-    FROM (SELECT id_range AS value, sum(violations) AS n
-          FROM violation_id_range_counts
-          WHERE org_id = $1 AND group_name = $2 AND ($3::text IS NULL OR entity_type = $3)
-            AND ($4::text IS NULL OR level = $4)
-          GROUP BY id_range) AS per_value) AS running
-WHERE before + n > $5
+    FROM ({per_value}) AS per_value) AS running
+WHERE before + n > ${skip}
 ORDER BY value {direction} LIMIT 1
 """
+# Landing on a value of a leading sort column (pack or policy), from the same counts and
+# filters ($6 the skip, $7 the level filter or NULL). The counts sort by the same
+# collation as current_violations.
+_LANDING = _RUNNING_SUM.format(direction="{direction}", skip=6, per_value=f"""
+    SELECT {{column}} AS value,
+           sum(CASE $7::text WHEN 'advisory' THEN advisory WHEN 'mandatory' THEN mandatory
+               ELSE advisory + mandatory END) AS n
+    {_KEPT_MATCHING}
+    GROUP BY {{column}}""")
+# A current violation is also counted in the range of ids it lies in (its id shifted
+# right by ID_RANGE_BITS), per group ('' for any), entity type and level: landing on a
+# range in the order of ids ($3 entity type, $4 level: NULL for any; $5 the skip).
+ID_RANGE_BITS = 15
+_ID_LANDING = _RUNNING_SUM.format(direction="{direction}", skip=5, per_value="""
+    SELECT id_range AS value, sum(violations) AS n
+    FROM violation_id_range_counts
+    WHERE org_id = $1 AND group_name = $2 AND ($3::text IS NULL OR entity_type = $3)
+      AND ($4::text IS NULL OR level = $4)
+    GROUP BY id_range""")
 # leading sort columns whose rows per value the counts tell
 LANDING_COLUMNS = ("pack", "policy")
 COUNTED_FILTERS = frozenset({"entityType", "group", "pack", "policy", "level"})

@@ -14,7 +14,7 @@ Written in the transaction that advances entities' latest evaluations
 
 It also keeps how many current violations lie in each range of ids
 (``violation_id_range_counts``, per group, entity type and level), where a page by
-number of the default order starts (``gavel.compliance.KeptCounts.landing``).
+number of the order by id starts (``gavel.compliance.KeptCounts.id_landing``).
 
 The statement that replaces an entity's rows also counts what the rows it deletes
 contributed (negatively) and what the rows it inserts contribute, so only the net

@@ -159,17 +159,8 @@ def _nearer_from_the_end(query: PagedQuery, sizes: dict[str, int] | None, offset
     if sizes is None:
         return after < offset
     values = sorted(sizes, reverse=query.order.columns[0].descending)
-    return _into_branch(sizes, values[::-1], after)[1] < _into_branch(sizes, values, offset)[1]
-
-
-def _into_branch(sizes: dict[str, int], values: list[str], skip: int) -> tuple[str, int]:
-    """The branch (of ``values``, in the order read) that the ``skip``-th row lies in,
-    and the rows of it before that row."""
-    for value in values:
-        if skip < sizes[value]:
-            return value, skip
-        skip -= sizes[value]
-    return values[-1] if values else "", skip
+    return (result_queries.skip_branches(sizes, values[::-1], after)[1]
+            < result_queries.skip_branches(sizes, values, offset)[1])
 
 
 async def _id_start(pool: asyncpg.Pool, kept: compliance.KeptCounts, read: Order,
@@ -181,9 +172,11 @@ async def _id_start(pool: asyncpg.Pool, kept: compliance.KeptCounts, read: Order
     to skip; None when the counts do not tell."""
     prefix: tuple[Any, ...] = ()
     if read.names == ("level", "violation_id") and sizes is not None:
-        level, skip = _into_branch(sizes, sorted(sizes, reverse=read.columns[0].descending),
-                                   skip)
-        prefix, kept = (level,), replace(kept, level=level)
+        levels, skip = result_queries.skip_branches(
+            sizes, sorted(sizes, reverse=read.columns[0].descending), skip)
+        if not levels:
+            return None
+        prefix, kept = (levels[0],), replace(kept, level=levels[0])
     elif read.names != ("violation_id",):
         return None
     ids_descending = read.columns[-1].descending

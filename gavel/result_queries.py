@@ -264,9 +264,7 @@ SELECT value FROM lead_values WHERE value IS NOT NULL LIMIT {MAX_LISTED_BRANCHES
         branches wholly before the page are left out)."""
         lead, rest = order.columns[0], order.without_first()
         if offset and sizes is not None:
-            while values and sizes.get(values[0], 0) <= offset:
-                offset -= sizes.get(values[0], 0)
-                values = values[1:]
+            values, offset = skip_branches(sizes, values, offset)
         if not values:
             return f"SELECT {self.id_column} FROM {self.table} WHERE false"
         matching = where.sql
@@ -291,6 +289,18 @@ SELECT value FROM lead_values WHERE value IS NOT NULL LIMIT {MAX_LISTED_BRANCHES
         union = "\n      UNION ALL ".join(branches)
         return (f"SELECT {self.id_column} FROM ({union}) AS branches\n"
                 f"      ORDER BY {order.sql} LIMIT {limit_at}")
+
+
+def skip_branches(sizes: Mapping[str, int], values: Sequence[str],
+                  skip: int) -> tuple[list[str], int]:
+    """The values (in the order read) from the one whose branch holds the ``skip``-th row
+    on, and the rows of that branch before that row: the branches wholly before it are
+    skipped by their ``sizes``."""
+    left = list(values)
+    while left and sizes.get(left[0], 0) <= skip:
+        skip -= sizes.get(left[0], 0)
+        left = left[1:]
+    return left, skip
 
 
 def violation_query(org_id: int, filters: Mapping[str, Any],
