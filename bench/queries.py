@@ -4,9 +4,12 @@ Two orgs are seeded with COPY. ``history``: E entities (default 100,000; a fifth
 them accounts) with H evaluations each (default 5) and 0-4 violations per
 evaluation, 1,000,000 violation rows of which the latest evaluations' 200,000 are
 current. ``current``: E entities with one evaluation of 10 violations each, so all
-1,000,000 are current. Then each org's compliance summary is rebuilt from its current
-state (``gavel.compliance_summary.rebuild``), as the worker would have kept it. Every
-query shape runs through the same code as the API (page and count on two connections)
+1,000,000 are current. Each day's evaluations are stored in the order of their
+entities, so that the ids rise with the time as the worker writes them (but for
+overlapping transactions; ``--unordered-times``: at random). Then each org's
+compliance summary is rebuilt from its current state
+(``gavel.compliance_summary.rebuild``), as the worker would have kept it. Every query
+shape runs through the same code as the API (page and count on two connections)
 ``--runs`` times after a warm-up; ``--only`` keeps the shapes of one kind.
 """
 
@@ -49,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", metavar="PREFIX", default="",
                         help="time only the query shapes whose label starts with PREFIX "
                              "(e.g. compliance)")
+    parser.add_argument("--unordered-times", action="store_true",
+                        help="observed times at random in each day rather than rising "
+                             "with the ids as the worker stores them")
     parser.add_argument("--without-indexes", action="store_true",
                         help="drop the indexes that 0004_result_queries.sql, "
                              "0007_list_paging.sql and 0010_pack_led_sorts.sql add, after "
@@ -103,10 +109,21 @@ def _violation(rows: Rows, entity: Entity, evaluation_id: uuid.UUID, org_id: int
     return row
 
 
+def observed(step: int, entity: int, entities: int, rng: random.Random,
+             unordered: bool) -> datetime:
+    """When an entity's evaluation of a step (a day) was stored. The worker stores the
+    evaluations of a day as they come, so the ids of their violations rise with the time,
+    but for transactions that overlap (a second or two here); ``unordered``: at random in
+    the day, as violations written otherwise would be."""
+    day = BASE + timedelta(days=step)
+    if unordered:
+        return day + timedelta(seconds=rng.randrange(86_400))
+    return day + timedelta(seconds=entity * 86_400 / entities + rng.uniform(-2, 2))
+
+
 def _evaluate(rows: Rows, entity: Entity, org_id: int, step: int, count: int,
-              current: bool, rng: random.Random) -> None:
+              current: bool, rng: random.Random, at: datetime) -> None:
     evaluation_id = uuid.UUID(int=rng.getrandbits(128))
-    at = BASE + timedelta(seconds=step * 86_400 + rng.randrange(86_400))
     found = [_violation(rows, entity, evaluation_id, org_id, n, at) for n in range(count)]
     levels = {v[10] for v in found}
     outcome = "mandatory" if "mandatory" in levels else "advisory" if levels else "pass"
@@ -147,18 +164,20 @@ class Layout:
     per_evaluation: Callable[[int, int], int]  # violations of (entity, step)
 
 
-async def seed(pool: asyncpg.Pool, layouts: list[Layout], entities: int, rows: Rows) -> None:
+async def seed(pool: asyncpg.Pool, layouts: list[Layout], entities: int, rows: Rows,
+               unordered: bool = False) -> None:
     """A batch of entities of each org in turn: their ids interleave, as when several
-    orgs are active at once."""
+    orgs are active at once. Times: ``observed``."""
     rngs = {layout.org_id: random.Random(layout.org_id) for layout in layouts}
     async with pool.acquire() as conn:
         for start in range(0, entities, BATCH):
             for layout in layouts:
                 for i in range(start, min(entities, start + BATCH)):
                     for step in range(layout.history):
+                        rng = rngs[layout.org_id]
                         _evaluate(rows, Entity(i), layout.org_id, step,
                                   layout.per_evaluation(i, step), step == layout.history - 1,
-                                  rngs[layout.org_id])
+                                  rng, observed(step, i, entities, rng, unordered))
                 await _copy(conn, rows)
 
 
@@ -279,8 +298,12 @@ def violation_shapes(org_id: int, total: int) -> Iterator[Shape]:
             via="before")
     yield v("filter level + sort -observedAt", {"level": "mandatory"}, "-observedAt")
     # half way by number: the deepest a page by number is read (from the nearer end)
-    for sort in ("-level", "level", "observedAt", "-entity", "policy", "entity,-observedAt"):
+    for sort in ("-level", "level", "observedAt", "-observedAt", "level,-observedAt", "-entity",
+                 "policy", "entity,-observedAt"):
         yield v(f"sort {sort}, deep page (50%)", {}, sort, depth=0.5)
+    yield v("sort observedAt, deep page (90%)", {}, "observedAt", depth=0.9)
+    yield v("filter group=shared + sort observedAt, deep page (50%)", {"group": "shared"},
+            "observedAt", matching_depth=0.5)
     yield v("filter level=advisory, deep page (50%)", {"level": "advisory"},
             matching_depth=0.5)
     for depth in (0.5, 0.9):
@@ -405,14 +428,16 @@ async def _rewrite_cost(pool: asyncpg.Pool, report: Report, org_id: int) -> None
 
 async def run(args: argparse.Namespace) -> Report:
     report = Report("queries", {"entities": args.entities, "history": args.history,
-                                "runs": args.runs, "without_indexes": args.without_indexes})
+                                "runs": args.runs, "without_indexes": args.without_indexes,
+                                "unordered_times": args.unordered_times})
     async with scratch() as (settings, _env), pool_context(settings.database) as pool:
         history_org, _ = await create_org(pool, "history")
         current_org, _ = await create_org(pool, "current")
         rows = Rows()
         began = time.perf_counter()
         await seed(pool, [Layout(history_org, args.history, lambda i, step: (i + step) % 5),
-                          Layout(current_org, 1, lambda i, step: 10)], args.entities, rows)
+                          Layout(current_org, 1, lambda i, step: 10)], args.entities, rows,
+                   args.unordered_times)
         report.add("seed (COPY)", time.perf_counter() - began, "s")
         began = time.perf_counter()
         async with pool.acquire() as conn:

@@ -22,6 +22,8 @@ from typing import Any
 
 import asyncpg
 
+from gavel import observed_landing
+
 # $1 org id, $2 entity type, $3 group, $4 pack: a NULL filter matches everything.
 # Rows of group '' (pack '') count entities under any group (any pack).
 PACKS = """
@@ -107,6 +109,19 @@ _ID_LANDING = _RUNNING_SUM.format(direction="{direction}", skip=5, per_value="""
     WHERE org_id = $1 AND group_name = $2 AND ($3::text IS NULL OR entity_type = $3)
       AND ($4::text IS NULL OR level = $4)
     GROUP BY id_range""")
+# Each range of ids with its matching violations and the bounds of when they were
+# observed (NULL bounds unknown), for gavel.observed_landing; the same filters.
+_ID_RANGES = """
+SELECT id_range, sum(violations) AS violations,
+       CASE WHEN bool_and(first_observed_at IS NOT NULL) THEN min(first_observed_at) END
+           AS first_observed_at,
+       CASE WHEN bool_and(last_observed_at IS NOT NULL) THEN max(last_observed_at) END
+           AS last_observed_at
+FROM violation_id_range_counts
+WHERE org_id = $1 AND group_name = $2 AND ($3::text IS NULL OR entity_type = $3)
+  AND ($4::text IS NULL OR level = $4)
+GROUP BY id_range
+"""
 # leading sort columns whose rows per value the counts tell
 LANDING_COLUMNS = ("pack", "policy")
 COUNTED_FILTERS = frozenset({"entityType", "group", "pack", "policy", "level"})
@@ -167,6 +182,18 @@ class KeptCounts:
             return None
         first = int(row["value"]) << ID_RANGE_BITS
         return (first + (1 << ID_RANGE_BITS) - 1 if descending else first), int(row["before"])
+
+    async def id_ranges(self, db: asyncpg.Pool | asyncpg.Connection
+                        ) -> list[observed_landing.IdRange] | None:
+        """Every range of ids with matching violations, and when they were observed;
+        None with a pack or policy filter (the ranges are not counted by them)."""
+        if self.pack is not None or self.policy is not None:
+            return None
+        rows = await db.fetch(_ID_RANGES, self.org_id, self.group, self.entity_type,
+                              self.level)
+        return [observed_landing.IdRange(int(r["id_range"]), int(r["violations"]),
+                                         r["first_observed_at"], r["last_observed_at"])
+                for r in rows]
 
 
 def counted_by(counts: Mapping[tuple[str, str], int], column: str) -> dict[str, int] | None:

@@ -14,7 +14,9 @@ Written in the transaction that advances entities' latest evaluations
 
 It also keeps how many current violations lie in each range of ids
 (``violation_id_range_counts``, per group, entity type and level), where a page by
-number of the order by id starts (``gavel.compliance.KeptCounts.id_landing``).
+number of the order by id starts (``gavel.compliance.KeptCounts.id_landing``), and
+bounds when each range's violations were observed, where one sorted by observedAt
+starts (``gavel.observed_landing``).
 
 The statement that replaces an entity's rows also counts what the rows it deletes
 contributed (negatively) and what the rows it inserts contribute, so only the net
@@ -41,7 +43,7 @@ _OF_ENTITIES = ("c.org_id = u.org_id AND c.entity_type = u.entity_type "
 _RUN = ("org_id", "entity_type", "entity_key", "pack", "pack_version", "version_tag", "groups",
         "errored", "violations", "disabled")
 _FOUND = ("org_id", "entity_type", "entity_key", "groups", "pack", "pack_version", "policy",
-          "level", "violation_id")
+          "level", "violation_id", "observed_at")
 _PACK_RESULTS = """
 INSERT INTO current_pack_results AS c (org_id, entity_type, entity_key, evaluation_id, pack,
                                        pack_version, version_tag, groups, errored, violations,
@@ -106,7 +108,9 @@ per_skip AS (
     WHERE NOT p.errored AND d.runs = p.runs),
 per_range AS (
     SELECT sign, org_id, entity_type, group_name, level,
-           violation_id >> {compliance.ID_RANGE_BITS} AS id_range, count(*) AS violations
+           violation_id >> {compliance.ID_RANGE_BITS} AS id_range, count(*) AS violations,
+           min(observed_at) FILTER (WHERE sign = 1) AS first_observed_at,
+           max(observed_at) FILTER (WHERE sign = 1) AS last_observed_at
     FROM found CROSS JOIN LATERAL unnest(array_append(groups, '')) AS group_name
     GROUP BY sign, org_id, entity_type, group_name, level, id_range),
 counted AS (
@@ -114,33 +118,36 @@ counted AS (
            '' AS level, 0::bigint AS id_range, version_tag, sign AS entities,
            sign * errored::int AS errored,
            sign * (NOT errored AND violations = 0)::int AS passing, 0 AS advisory,
-           0 AS mandatory, 0 AS skipped
+           0 AS mandatory, 0 AS skipped, NULL::timestamptz AS first_observed_at,
+           NULL::timestamptz AS last_observed_at
     FROM per_pack
     UNION ALL
     SELECT 'policy', org_id, entity_type, group_name, pack, pack_version, policy, '', 0, NULL,
-           sign * ran::int, 0, 0, sign * advisory, sign * mandatory, 0
+           sign * ran::int, 0, 0, sign * advisory, sign * mandatory, 0, NULL, NULL
     FROM per_policy
     UNION ALL
     SELECT 'policy', org_id, entity_type, group_name, pack, pack_version, policy, '', 0, NULL,
-           0, 0, 0, 0, 0, sign
+           0, 0, 0, 0, 0, sign, NULL, NULL
     FROM per_skip
     UNION ALL
     SELECT 'group', org_id, entity_type, group_name, scope, 0, '', '', 0, NULL, sign,
-           sign * errored::int, sign * (NOT errored AND violations = 0)::int, 0, 0, 0
+           sign * errored::int, sign * (NOT errored AND violations = 0)::int, 0, 0, 0,
+           NULL, NULL
     FROM per_group
     UNION ALL
     SELECT 'range', org_id, entity_type, group_name, '', 0, '', level, id_range, NULL,
-           sign * violations, 0, 0, 0, 0, 0
+           sign * violations, 0, 0, 0, 0, 0, first_observed_at, last_observed_at
     FROM per_range)
 SELECT kind, org_id, entity_type, group_name, pack, pack_version, policy, level, id_range,
        max(version_tag) AS version_tag, sum(entities)::int AS entities,
        sum(errored)::int AS errored, sum(passing)::int AS passing,
        sum(advisory)::int AS advisory, sum(mandatory)::int AS mandatory,
-       sum(skipped)::int AS skipped
+       sum(skipped)::int AS skipped, min(first_observed_at) AS first_observed_at,
+       max(last_observed_at) AS last_observed_at
 FROM counted
 GROUP BY kind, org_id, entity_type, group_name, pack, pack_version, policy, level, id_range
 HAVING sum(entities) <> 0 OR sum(errored) <> 0 OR sum(passing) <> 0 OR sum(advisory) <> 0
-    OR sum(mandatory) <> 0 OR sum(skipped) <> 0
+    OR sum(mandatory) <> 0 OR sum(skipped) <> 0 OR max(last_observed_at) IS NOT NULL
 """
 
 
@@ -187,6 +194,13 @@ WITH {_counting(_signed(1, _RUN, "current_pack_results WHERE org_id = $1"),
 """
 
 
+# Fields of a change row that are not counts: how a stored value and a change combine
+# (a pack version's tag; the bounds of when a range's violations were observed, widened
+# by what is added and never narrowed by what is taken away)
+_COMBINED = {"version_tag": "greatest", "first_observed_at": "least",
+             "last_observed_at": "greatest"}
+
+
 @dataclass(frozen=True)
 class CountTable:
     """A table of counts: its key columns, and the fields of a change row it stores
@@ -204,14 +218,14 @@ class CountTable:
 
     @property
     def counts(self) -> list[str]:
-        return [c for c in self.columns if c != "version_tag"]
+        return [c for c in self.columns if c not in _COMBINED]
 
     @property
     def add_sql(self) -> str:
         columns = [*self.keys, *self.columns]
         updates = [f"{c} = t.{c} + EXCLUDED.{c}" for c in self.counts]
-        updates += [f"{c} = greatest(t.{c}, EXCLUDED.{c})" for c in self.columns
-                    if c == "version_tag"]
+        updates += [f"{c} = {_COMBINED[c]}(t.{c}, EXCLUDED.{c})" for c in self.columns
+                    if c in _COMBINED]
         return f"""
 WITH added AS (
     INSERT INTO {self.name} AS t ({", ".join(columns)})
@@ -232,6 +246,7 @@ WHERE {" AND ".join(f"t.{c} = k.{c}" for c in self.keys)}
 
 def _arrays(columns: Sequence[str], counts: Sequence[str]) -> str:
     types = {"org_id": "bigint", "id_range": "bigint", "pack_version": "int",
+             "first_observed_at": "timestamptz", "last_observed_at": "timestamptz",
              **{c: "int" for c in counts}}
     return ", ".join(f"${n}::{types.get(c, 'text')}[]" for n, c in enumerate(columns, 1))
 
@@ -249,7 +264,8 @@ GROUP_COUNTS = CountTable("group", "compliance_group_counts",
                           "evaluated")
 ID_RANGE_COUNTS = CountTable("range", "violation_id_range_counts",
                              ("org_id", "group_name", "entity_type", "level", "id_range"),
-                             ("entities",), "violations")
+                             ("entities", "first_observed_at", "last_observed_at"),
+                             "violations")
 COUNT_TABLES = (PACK_COUNTS, POLICY_COUNTS, GROUP_COUNTS, ID_RANGE_COUNTS)
 _ADD = {t.kind: t.add_sql for t in COUNT_TABLES}
 _DELETE_EMPTY = {t.kind: t.delete_empty_sql for t in COUNT_TABLES}

@@ -5,7 +5,9 @@ The page and the count run concurrently on two connections. A query with kept co
 kept by) has its total exact, and reads a page given by number from the nearer end of
 the list, a sort led by level or entity type skipping whole branches by their counts,
 the order by id (alone or after the level) starting at the range of ids that holds the
-page, and a sort led by pack or policy at the value that does.
+page, the order by observedAt (alone or after the level) at the time the ranges of ids
+place it (``gavel.observed_landing``), and a sort led by pack or policy at the value
+that does.
 Otherwise totals are exact up to EXACT_COUNT_LIMIT and the planner's
 estimate beyond, kept consistent with what the page saw (see ``fetch_page``). A page
 read backwards (``Seek.before``, the last page) comes back in the list's order.
@@ -22,11 +24,12 @@ from typing import Any
 import asyncpg
 import orjson
 
-from gavel import compliance, result_queries
+from gavel import compliance, observed_landing, result_queries
 from gavel.keyset import Order
-from gavel.result_queries import PagedQuery, Seek
+from gavel.result_queries import PagedQuery, Seek, Where
 
 EXACT_COUNT_LIMIT = 10_000
+MAX_ID = 2 ** 63 - 1  # the largest bigint
 
 
 @dataclass(frozen=True)
@@ -124,8 +127,9 @@ async def _by_number(pool: asyncpg.Pool, query: PagedQuery, kept: compliance.Kep
     of the list (backwards from the end when fewer rows are skipped that way), so that
     at most half of the list is skipped. Whole branches of a sort led by level or entity
     type are skipped by their counts; an order by id (alone or after the level) starts
-    at the range of ids that holds the page, and a sort led by pack or policy at the
-    value that does, skipping only the rows of that range or value before the page."""
+    at the range of ids that holds the page, one by observed_at at the time the ranges
+    place it, and a sort led by pack or policy at the value that does, skipping only the
+    rows of that range, time or value before the page."""
     counts = await kept.read(pool)
     total = sum(counts.values())
     after = total - offset - limit
@@ -138,7 +142,7 @@ async def _by_number(pool: asyncpg.Pool, query: PagedQuery, kept: compliance.Kep
     seek = Seek.end() if backwards else None
     lead = read.columns[0]
     lead_from = None
-    start = await _id_start(pool, kept, read, sizes, skip)
+    start = await _start(pool, query, kept, read, sizes, skip)
     if start is not None:
         key, skip = start
         seek = Seek(key, before=backwards)
@@ -163,28 +167,61 @@ def _nearer_from_the_end(query: PagedQuery, sizes: dict[str, int] | None, offset
             < result_queries.skip_branches(sizes, values, offset)[1])
 
 
-async def _id_start(pool: asyncpg.Pool, kept: compliance.KeptCounts, read: Order,
-                    sizes: dict[str, int] | None,
-                    skip: int) -> tuple[tuple[Any, ...], int] | None:
-    """Where a page by number of an order by id, or by level then id, starts when read in
-    the order ``read`` after ``skip`` rows: a key to continue after (the level's branch,
-    and the id before the range of ids that holds the page) and the rows of that range
-    to skip; None when the counts do not tell."""
+async def _start(pool: asyncpg.Pool, query: PagedQuery, kept: compliance.KeptCounts,
+                 read: Order, sizes: dict[str, int] | None,
+                 skip: int) -> tuple[tuple[Any, ...], int] | None:
+    """Where a page by number of an order by id or by observed_at (alone or after the
+    level) starts when read in the order ``read`` after ``skip`` rows: a key to continue
+    after (the level's branch, and the id before the range of ids that holds the page,
+    or the time the page's rows start at) and the rows from there to skip; None when
+    the counts do not tell."""
     prefix: tuple[Any, ...] = ()
-    if read.names == ("level", "violation_id") and sizes is not None:
+    rest = read.names
+    if rest[0] == "level" and len(rest) > 1 and sizes is not None:
         levels, skip = result_queries.skip_branches(
             sizes, sorted(sizes, reverse=read.columns[0].descending), skip)
         if not levels:
             return None
-        prefix, kept = (levels[0],), replace(kept, level=levels[0])
-    elif read.names != ("violation_id",):
-        return None
-    ids_descending = read.columns[-1].descending
-    landing = await kept.id_landing(pool, ids_descending, skip)
-    if landing is None:
-        return None
-    first, before = landing
-    return (*prefix, first + 1 if ids_descending else first - 1), skip - before
+        prefix, kept, rest = (levels[0],), replace(kept, level=levels[0]), rest[1:]
+    descending = read.columns[-1].descending
+    if rest == ("violation_id",):
+        landing = await kept.id_landing(pool, descending, skip)
+        if landing is None:
+            return None
+        first, before = landing
+        return (*prefix, first + 1 if descending else first - 1), skip - before
+    if rest == ("observed_at", "violation_id") and read.columns[-2].descending == descending:
+        ranges = await kept.id_ranges(pool)
+        observed = None if ranges is None else observed_landing.land(ranges, descending, skip)
+        if observed is None:
+            return None
+        from_at = await _straddling_from(pool, query, prefix, observed, descending)
+        # ids are positive: the key before every id of the time, in the order read
+        return ((*prefix, observed.at, MAX_ID if descending else 0),
+                skip - observed.rows_before(from_at))
+    return None
+
+
+async def _straddling_from(pool: asyncpg.Pool, query: PagedQuery, level: tuple[Any, ...],
+                           observed: observed_landing.ObservedLanding,
+                           descending: bool) -> int:
+    """How many matching rows of the ranges straddling the landing's time lie at it or
+    after it in the order read (an index range of times, or of ids)."""
+    if not observed.straddling:
+        return 0
+    where = Where(list(query.where.params), list(query.where.clauses))
+    if level:
+        where.add("level = {0}", *level)
+    earliest, latest = ((observed.until, observed.at) if descending
+                        else (observed.at, observed.until))
+    where.add("observed_at BETWEEN {0} AND {1}", earliest, latest)
+    bits = compliance.ID_RANGE_BITS
+    where.add("violation_id >= {0} AND violation_id < {1}", min(observed.straddling) << bits,
+              (max(observed.straddling) + 1) << bits)
+    where.add(f"violation_id >> {bits} = ANY({{0}}::bigint[])", list(observed.straddling))
+    async with _connection(pool, query) as conn:
+        return int(await conn.fetchval(
+            f"SELECT count(*) FROM {query.table} WHERE {where.sql}", *where.params))
 
 
 async def _backwards(pool: asyncpg.Pool, query: PagedQuery, offset: int, limit: int,

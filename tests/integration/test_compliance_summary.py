@@ -78,18 +78,38 @@ async def answers(pool: asyncpg.Pool, oid: int) -> list[Any]:
     return found
 
 
+# when a range's violations were observed: kept as bounds that only widen until the
+# range's row goes, so they hold the rebuilt (exact) bounds rather than equal them
+BOUNDS = ("first_observed_at", "last_observed_at")
+
+
 async def summary_rows(pool: asyncpg.Pool, oid: int) -> dict[str, list[tuple[Any, ...]]]:
     tables = ("current_pack_results", *(t.name for t in compliance_summary.COUNT_TABLES))
-    return {table: sorted(tuple(r) for r in await pool.fetch(
-        f"SELECT * FROM {table} WHERE org_id = $1", oid)) for table in tables}
+    return {table: sorted(tuple(v for k, v in r.items() if k not in BOUNDS)
+                          for r in await pool.fetch(
+                              f"SELECT * FROM {table} WHERE org_id = $1", oid))
+            for table in tables}
+
+
+async def range_bounds(pool: asyncpg.Pool, oid: int
+                       ) -> dict[tuple[Any, ...], tuple[datetime, datetime]]:
+    rows = await pool.fetch("SELECT * FROM violation_id_range_counts WHERE org_id = $1", oid)
+    return {(r["group_name"], r["entity_type"], r["level"], r["id_range"]):
+            (r["first_observed_at"], r["last_observed_at"]) for r in rows}
 
 
 async def assert_as_rebuilt(pool: asyncpg.Pool, oid: int) -> None:
-    """The counts kept step by step are those of a summary rebuilt from scratch."""
-    kept = await summary_rows(pool, oid)
+    """The counts kept step by step are those of a summary rebuilt from scratch, and the
+    bounds kept of when each range's violations were observed hold the rebuilt ones."""
+    kept, kept_bounds = await summary_rows(pool, oid), await range_bounds(pool, oid)
     async with pool.acquire() as conn:
         await compliance_summary.rebuild(conn, oid)
     assert await summary_rows(pool, oid) == kept
+    rebuilt_bounds = await range_bounds(pool, oid)
+    assert kept_bounds.keys() == rebuilt_bounds.keys()
+    for key, (first, last) in rebuilt_bounds.items():
+        assert first is not None and last is not None
+        assert kept_bounds[key][0] <= first and last <= kept_bounds[key][1], key
 
 
 async def latest(pool: asyncpg.Pool, oid: int, entity: str) -> uuid.UUID:

@@ -3,10 +3,12 @@ pages by number start where the kept counts tell."""
 
 from __future__ import annotations
 
+import random
 import uuid
 from datetime import timedelta
 
 import asyncpg
+import pytest
 
 from gavel import compliance, result_pages, result_queries
 from gavel.db import pool_context
@@ -32,10 +34,11 @@ async def test_a_page_is_planned_for_its_values_without_changing_the_connection(
             await pool.execute("DELETE FROM orgs WHERE id = $1", org_id)
 
 
-def _evaluation(entity: int, violations: int) -> Evaluation:
+def _evaluation(entity: int, violations: int, minute: int | None = None) -> Evaluation:
     entity_type, key = ("account", f"acct-{entity}") if entity % 4 == 0 else \
         ("stack", f"proj/stack-{entity}")
-    return Evaluation(entity_type, key, BASE_TIME + timedelta(minutes=entity), [
+    at = BASE_TIME + timedelta(minutes=entity if minute is None else minute)
+    return Evaluation(entity_type, key, at, [
         Violation(f"pack-{v % 2}", f"rule-{v % 3}",
                   "mandatory" if (entity + v) % 3 == 0 else "advisory",
                   ["prod", "shared"] if entity % 3 == 0 else ["prod"])
@@ -86,3 +89,59 @@ def _matches(c: Current, filters: dict[str, str]) -> bool:
     return all({"group": value in v.groups, "level": v.level == value,
                 "entityType": e.entity_type == value, "pack": v.pack == value}[name]
                for name, value in filters.items())
+
+
+def _minute(entity: int, layout: str, rng: random.Random) -> int:
+    """When an entity's evaluation is stored: rising with the ids as the worker stores
+    them, some a while before the entity stored just before (overlapping transactions,
+    across the ranges of ids too) and some at the same time; or at random."""
+    if layout == "random":
+        return rng.randrange(1000)
+    return entity - (25 if entity % 3 == 1 else 0) - (1 if entity % 5 == 0 else 0)
+
+
+@pytest.mark.parametrize("layout", ["rising", "random"])
+async def test_pages_by_number_sorted_by_observed_at_start_at_their_time(
+        pool: asyncpg.Pool, layout: str) -> None:
+    """Pages by number sorted by observedAt (alone or after the level) start at a time
+    that the ranges of ids place (``gavel.observed_landing``), from either end of the
+    list: with times rising with the ids but for some overlap, or at random (many ranges
+    straddle every time), every page of every such order is the one expected, with each
+    filter the range counts are kept by and one they are not (pack)."""
+    org_id, _ = await create_org(pool, f"org-{uuid.uuid4().hex[:8]}")
+    rng = random.Random(layout)
+    try:
+        current: list[Current] = []
+        for batch, per_entity in enumerate((7, 1, 25, 3)):
+            entities = [batch * 10 + entity for entity in range(10)]
+            current += await seed(pool, org_id, [
+                _evaluation(e, per_entity + e % 4, _minute(e, layout, rng)) for e in entities])
+            await pool.execute("SELECT setval('violations_id_seq', nextval('violations_id_seq')"
+                               " + $1)", (batch % 2 + 1) << compliance.ID_RANGE_BITS)
+        observed = await pool.fetch("SELECT violation_id, observed_at FROM current_violations"
+                                    " WHERE org_id = $1", org_id)
+        at = {r["violation_id"]: r["observed_at"] for r in observed}
+        for filters, sort in (
+                ({}, (("observedAt", False),)), ({}, (("observedAt", True),)),
+                ({"group": "shared"}, (("observedAt", False),)),
+                ({"level": "mandatory"}, (("observedAt", True),)),
+                ({"entityType": "account", "group": "prod"}, (("observedAt", False),)),
+                ({"pack": "pack-1"}, (("observedAt", False),)),
+                ({}, (("level", True), ("observedAt", False))),
+                ({}, (("level", False), ("observedAt", True))),
+                ({"group": "shared"}, (("level", True), ("observedAt", True))),
+                ({"level": "advisory"}, (("level", False), ("observedAt", False)))):
+            query = result_queries.violation_query(org_id, filters, sort)
+            by_time = sorted((c for c in current if _matches(c, filters)),
+                             key=lambda c: (at[c.id], c.id), reverse=sort[-1][1])
+            expected = [c.id for c in sorted(by_time, key=lambda c: c.violation.level,
+                                             reverse=sort[0][1])] if len(sort) > 1 else \
+                [c.id for c in by_time]
+            for size in (7, 40):
+                for offset in range(0, len(expected) + size, size):
+                    page = await result_pages.fetch_page(pool, query, offset, size)
+                    assert [r["violation_id"] for r in page.rows] == \
+                        expected[offset:offset + size], (filters, sort, size, offset)
+                    assert page.total == len(expected)
+    finally:
+        await pool.execute("DELETE FROM orgs WHERE id = $1", org_id)
