@@ -142,7 +142,7 @@ def _evaluate(rows: Rows, entity: Entity, org_id: int, step: int, count: int,
     if current:
         rows.current += found
         rows.latest.append((org_id, entity.type, entity.key, evaluation_id, at,
-                            at + timedelta(seconds=1), count))
+                            at + timedelta(seconds=1)))
 
 
 async def _copy(conn: asyncpg.Connection, rows: Rows) -> None:
@@ -153,8 +153,7 @@ async def _copy(conn: asyncpg.Connection, rows: Rows) -> None:
     await conn.copy_records_to_table("current_violations", records=rows.current,
                                      columns=("violation_id", *_VIOLATION_COLUMNS[1:]))
     await conn.copy_records_to_table("latest_evaluations", records=rows.latest, columns=(
-        "org_id", "entity_type", "entity_key", "evaluation_id", "occurred_at", "finished_at",
-        "violations"))
+        "org_id", "entity_type", "entity_key", "evaluation_id", "occurred_at", "finished_at"))
     rows.clear()
 
 

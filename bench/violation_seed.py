@@ -43,10 +43,9 @@ ORDER BY ev.entity_key, v
 """
 _LATEST = """
 INSERT INTO latest_evaluations (org_id, entity_type, entity_key, evaluation_id,
-                                occurred_at, finished_at, violations)
-SELECT org_id, entity_type, entity_key, id, occurred_at, finished_at,
-       (SELECT count(*) FROM violations v WHERE v.evaluation_id = e.id)
-FROM evaluations e WHERE org_id = $1 AND event_id LIKE 'seed-%'
+                                occurred_at, finished_at)
+SELECT org_id, entity_type, entity_key, id, occurred_at, finished_at
+FROM evaluations WHERE org_id = $1 AND event_id LIKE 'seed-%'
 """
 _CURRENT = """
 INSERT INTO current_violations (violation_id, evaluation_id, org_id, entity_type, entity_key,

@@ -122,21 +122,6 @@ WHERE org_id = $1 AND group_name = $2 AND ($3::text IS NULL OR entity_type = $3)
   AND ($4::text IS NULL OR level = $4)
 GROUP BY id_range
 """
-# The entity (in the order of entities) that holds the ``$3``-th current violation of
-# the org's entities ($2 their type, NULL for any), the violations of the entities
-# before it, and whether an entity up to it has no count (written otherwise).
-_ENTITY_LANDING = """
-SELECT entity_type, entity_key, before, unknown FROM (
-    SELECT entity_type, entity_key, coalesce(violations, 0) AS n,
-           sum(coalesce(violations, 0)) OVER upto - coalesce(violations, 0) AS before,
-           count(*) FILTER (WHERE violations IS NULL) OVER upto AS unknown
-    FROM latest_evaluations
-    WHERE org_id = $1 AND ($2::text IS NULL OR entity_type = $2)
-    WINDOW upto AS (ORDER BY entity_type {direction}, entity_key {direction}
-                    ROWS UNBOUNDED PRECEDING)) AS running
-WHERE before + n > $3 OR unknown > 0
-ORDER BY entity_type {direction}, entity_key {direction} LIMIT 1
-"""
 # leading sort columns whose rows per value the counts tell
 LANDING_COLUMNS = ("pack", "policy")
 COUNTED_FILTERS = frozenset({"entityType", "group", "pack", "policy", "level"})
@@ -197,21 +182,6 @@ class KeptCounts:
             return None
         first = int(row["value"]) << ID_RANGE_BITS
         return (first + (1 << ID_RANGE_BITS) - 1 if descending else first), int(row["before"])
-
-    async def entity_landing(self, db: asyncpg.Pool | asyncpg.Connection, descending: bool,
-                             skip: int) -> tuple[str, str, int] | None:
-        """The entity (type, key) whose current violations hold the ``skip``-th matching
-        one in the order of entities, and the violations of the entities before it; None
-        past the end, with a filter other than the entity type (the entities' counts are
-        of all their violations), or when an entity's count is unknown."""
-        if self.group or any(f is not None for f in (self.pack, self.policy, self.level)):
-            return None
-        row = await db.fetchrow(
-            _ENTITY_LANDING.format(direction="DESC" if descending else "ASC"),
-            self.org_id, self.entity_type, skip)
-        if row is None or row["unknown"]:
-            return None
-        return row["entity_type"], row["entity_key"], int(row["before"])
 
     async def id_ranges(self, db: asyncpg.Pool | asyncpg.Connection
                         ) -> list[observed_landing.IdRange] | None:

@@ -171,10 +171,10 @@ async def _start(pool: asyncpg.Pool, query: PagedQuery, kept: compliance.KeptCou
                  read: Order, sizes: dict[str, int] | None,
                  skip: int) -> tuple[tuple[Any, ...], int] | None:
     """Where a page by number of an order by id or by observed_at (alone or after the
-    level), or by entity, starts when read in the order ``read`` after ``skip`` rows: a
-    key to continue after (the level's branch, and the id before the range of ids that
-    holds the page, the time the page's rows start at, or the entity that holds it) and
-    the rows from there to skip; None when the counts do not tell."""
+    level) starts when read in the order ``read`` after ``skip`` rows: a key to continue
+    after (the level's branch, and the id before the range of ids that holds the page,
+    or the time the page's rows start at) and the rows from there to skip; None when
+    the counts do not tell."""
     prefix: tuple[Any, ...] = ()
     rest = read.names
     if rest[0] == "level" and len(rest) > 1 and sizes is not None:
@@ -190,13 +190,6 @@ async def _start(pool: asyncpg.Pool, query: PagedQuery, kept: compliance.KeptCou
             return None
         first, before = landing
         return (*prefix, first + 1 if descending else first - 1), skip - before
-    if rest == ("entity_type", "entity_key", "violation_id") and len(
-            {c.descending for c in read.columns}) == 1:
-        entity = await kept.entity_landing(pool, descending, skip)
-        if entity is None:
-            return None
-        entity_type, entity_key, before = entity
-        return (entity_type, entity_key, MAX_ID if descending else 0), skip - before
     if rest == ("observed_at", "violation_id") and read.columns[-2].descending == descending:
         ranges = await kept.id_ranges(pool)
         observed = None if ranges is None else observed_landing.land(ranges, descending, skip)

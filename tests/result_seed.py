@@ -88,8 +88,8 @@ class Current:
 async def seed(pool: asyncpg.Pool, org_id: int, evaluations: list[Evaluation],
                summary: bool = True) -> list[Current]:
     """Store the evaluations; each entity's latest (by time) becomes its current state,
-    summarized for compliance and counted as the worker does (unless ``summary`` is
-    false: a database from before the summary and the counts existed)."""
+    summarized for compliance as the worker does (unless ``summary`` is false: a
+    database from before the summary existed)."""
     latest: dict[tuple[str, str], Evaluation] = {}
     for e in evaluations:
         key = (e.entity_type, e.entity_key)
@@ -127,10 +127,9 @@ async def seed(pool: asyncpg.Pool, org_id: int, evaluations: list[Evaluation],
         await conn.copy_records_to_table(
             "latest_evaluations",
             records=[(org_id, e.entity_type, e.entity_key, e.id, e.at, e.at + timedelta(
-                seconds=1), *([len(e.violations)] if summary else []))
-                for e in latest.values()],
+                seconds=1)) for e in latest.values()],
             columns=("org_id", "entity_type", "entity_key", "evaluation_id", "occurred_at",
-                     "finished_at", *(["violations"] if summary else [])))
+                     "finished_at"))
         if summary:
             await compliance_summary.rebuild(conn, org_id)
     return current

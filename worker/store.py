@@ -75,19 +75,17 @@ found AS (
          JOIN stored s ON s.id = v.evaluation_id JOIN u ON u.id = v.evaluation_id)
 SELECT id, finished_at, pg_notify($27, id::text) FROM stored
 """
-# Newest by event time wins; a batch may hold several evaluations of one entity. The
-# count of its violations (the entity's current ones) places pages sorted by entity.
+# Newest by event time wins; a batch may hold several evaluations of one entity.
 _ADVANCE_LATEST = """
 INSERT INTO latest_evaluations (org_id, entity_type, entity_key, evaluation_id, occurred_at,
-                                finished_at, violations)
+                                finished_at)
 SELECT DISTINCT ON (org_id, entity_type, entity_key)
-       org_id, entity_type, entity_key, id, occurred_at, finished_at,
-       (SELECT count(*) FROM violations v WHERE v.evaluation_id = e.id)
-FROM evaluations e WHERE id = ANY($1::uuid[])
+       org_id, entity_type, entity_key, id, occurred_at, finished_at
+FROM evaluations WHERE id = ANY($1::uuid[])
 ORDER BY org_id, entity_type, entity_key, occurred_at DESC, finished_at DESC
 ON CONFLICT (org_id, entity_type, entity_key) DO UPDATE
 SET evaluation_id = EXCLUDED.evaluation_id, occurred_at = EXCLUDED.occurred_at,
-    finished_at = EXCLUDED.finished_at, violations = EXCLUDED.violations
+    finished_at = EXCLUDED.finished_at
 WHERE (latest_evaluations.occurred_at, latest_evaluations.finished_at)
       <= (EXCLUDED.occurred_at, EXCLUDED.finished_at)
 RETURNING org_id, entity_type, entity_key, evaluation_id

@@ -74,20 +74,14 @@ async def test_pages_by_number_of_the_id_order_start_at_their_range_of_ids(
                 (c for c in current if _matches(c, filters)),
                 key=lambda c: (c.violation.level, c.id) if sort else (c.id,),
                 reverse=bool(sort) and sort[0][1])]
-            await _assert_every_page(pool, query, expected, (filters))
+            for size in (7, 40):
+                for offset in range(0, len(expected) + size, size):
+                    page = await result_pages.fetch_page(pool, query, offset, size)
+                    assert [r["violation_id"] for r in page.rows] == \
+                        expected[offset:offset + size], (filters, size, offset)
+                    assert page.total == len(expected)
     finally:
         await pool.execute("DELETE FROM orgs WHERE id = $1", org_id)
-
-
-async def _assert_every_page(pool: asyncpg.Pool, query: result_queries.PagedQuery,
-                             expected: list[int], label: object) -> None:
-    """Every page by number, of two sizes, holds the expected ids, with the exact total."""
-    for size in (7, 40):
-        for offset in range(0, len(expected) + size, size):
-            page = await result_pages.fetch_page(pool, query, offset, size)
-            assert [r["violation_id"] for r in page.rows] == expected[offset:offset + size], \
-                (label, size, offset)
-            assert page.total == len(expected)
 
 
 def _matches(c: Current, filters: dict[str, str]) -> bool:
@@ -143,30 +137,11 @@ async def test_pages_by_number_sorted_by_observed_at_start_at_their_time(
             expected = [c.id for c in sorted(by_time, key=lambda c: c.violation.level,
                                              reverse=sort[0][1])] if len(sort) > 1 else \
                 [c.id for c in by_time]
-            await _assert_every_page(pool, query, expected, (filters, sort))
-    finally:
-        await pool.execute("DELETE FROM orgs WHERE id = $1", org_id)
-
-
-async def test_pages_by_number_sorted_by_entity_start_at_their_entity(
-        pool: asyncpg.Pool) -> None:
-    """Pages by number sorted by entity, either way, start at the entity that holds them
-    (the violations of each entity's latest evaluation, summed in the order of
-    entities), from either end of the list: every page is the one expected, without a
-    filter or by entity type, and with filters the entities' counts are not kept by."""
-    org_id, _ = await create_org(pool, f"org-{uuid.uuid4().hex[:8]}")
-    try:
-        current = await seed(pool, org_id, [
-            _evaluation(entity, (7, 1, 25, 3, 0)[entity % 5] + entity % 4)
-            for entity in range(40)])
-        for filters, descending in (({}, False), ({}, True), ({"entityType": "stack"}, True),
-                                    ({"entityType": "account"}, False),
-                                    ({"group": "shared"}, False), ({"level": "advisory"}, True)):
-            query = result_queries.violation_query(org_id, filters, (("entity", descending),))
-            expected = [c.id for c in sorted(
-                (c for c in current if _matches(c, filters)),
-                key=lambda c: (c.evaluation.entity_type, c.evaluation.entity_key, c.id),
-                reverse=descending)]
-            await _assert_every_page(pool, query, expected, (filters, descending))
+            for size in (7, 40):
+                for offset in range(0, len(expected) + size, size):
+                    page = await result_pages.fetch_page(pool, query, offset, size)
+                    assert [r["violation_id"] for r in page.rows] == \
+                        expected[offset:offset + size], (filters, sort, size, offset)
+                    assert page.total == len(expected)
     finally:
         await pool.execute("DELETE FROM orgs WHERE id = $1", org_id)
