@@ -103,24 +103,23 @@ _LANDING = _RUNNING_SUM.format(direction="{direction}", skip=6, per_value=f"""
 # right by ID_RANGE_BITS), per group ('' for any), entity type and level: landing on a
 # range in the order of ids ($3 entity type, $4 level: NULL for any; $5 the skip).
 ID_RANGE_BITS = 15
-_ID_LANDING = _RUNNING_SUM.format(direction="{direction}", skip=5, per_value="""
+_RANGES_MATCHING = """
+FROM violation_id_range_counts
+WHERE org_id = $1 AND group_name = $2 AND ($3::text IS NULL OR entity_type = $3)
+  AND ($4::text IS NULL OR level = $4)
+GROUP BY id_range"""
+_ID_LANDING = _RUNNING_SUM.format(direction="{direction}", skip=5, per_value=f"""
     SELECT id_range AS value, sum(violations) AS n
-    FROM violation_id_range_counts
-    WHERE org_id = $1 AND group_name = $2 AND ($3::text IS NULL OR entity_type = $3)
-      AND ($4::text IS NULL OR level = $4)
-    GROUP BY id_range""")
+    {_RANGES_MATCHING}""")
 # Each range of ids with its matching violations and the bounds of when they were
 # observed (NULL bounds unknown), for gavel.observed_landing; the same filters.
-_ID_RANGES = """
+_ID_RANGES = f"""
 SELECT id_range, sum(violations) AS violations,
        CASE WHEN bool_and(first_observed_at IS NOT NULL) THEN min(first_observed_at) END
            AS first_observed_at,
        CASE WHEN bool_and(last_observed_at IS NOT NULL) THEN max(last_observed_at) END
            AS last_observed_at
-FROM violation_id_range_counts
-WHERE org_id = $1 AND group_name = $2 AND ($3::text IS NULL OR entity_type = $3)
-  AND ($4::text IS NULL OR level = $4)
-GROUP BY id_range
+{_RANGES_MATCHING}
 """
 # leading sort columns whose rows per value the counts tell
 LANDING_COLUMNS = ("pack", "policy")
@@ -168,13 +167,18 @@ class KeptCounts:
                                 self.policy, skip, self.level)
         return None if row is None else (row["value"], int(row["before"]))
 
+    @property
+    def _ranges_counted(self) -> bool:
+        """Whether the ranges of ids are counted by the filters (not by pack or policy)."""
+        return self.pack is None and self.policy is None
+
     async def id_landing(self, db: asyncpg.Pool | asyncpg.Connection, descending: bool,
                          skip: int) -> tuple[int, int] | None:
         """The id at which the range of ids that holds the ``skip``-th matching violation
         in the order of ids starts (its first id, or its last read in descending order),
         and the violations of the ranges before it; None past the end, or with a pack or
         policy filter (the ranges are not counted by them)."""
-        if self.pack is not None or self.policy is not None:
+        if not self._ranges_counted:
             return None
         row = await db.fetchrow(_ID_LANDING.format(direction="DESC" if descending else "ASC"),
                                 self.org_id, self.group, self.entity_type, self.level, skip)
@@ -187,7 +191,7 @@ class KeptCounts:
                         ) -> list[observed_landing.IdRange] | None:
         """Every range of ids with matching violations, and when they were observed;
         None with a pack or policy filter (the ranges are not counted by them)."""
-        if self.pack is not None or self.policy is not None:
+        if not self._ranges_counted:
             return None
         rows = await db.fetch(_ID_RANGES, self.org_id, self.group, self.entity_type,
                               self.level)

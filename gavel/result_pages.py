@@ -26,7 +26,7 @@ import orjson
 
 from gavel import compliance, observed_landing, result_queries
 from gavel.keyset import Order
-from gavel.result_queries import PagedQuery, Seek, Where
+from gavel.result_queries import PagedQuery, Seek
 
 EXACT_COUNT_LIMIT = 10_000
 MAX_ID = 2 ** 63 - 1  # the largest bigint
@@ -209,7 +209,7 @@ async def _straddling_from(pool: asyncpg.Pool, query: PagedQuery, level: tuple[A
     after it in the order read (an index range of times, or of ids)."""
     if not observed.straddling:
         return 0
-    where = Where(list(query.where.params), list(query.where.clauses))
+    where = query.where.copy()
     if level:
         where.add("level = {0}", *level)
     earliest, latest = ((observed.until, observed.at) if descending

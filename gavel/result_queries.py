@@ -81,6 +81,10 @@ class Where:
     def sql(self) -> str:
         return " AND ".join(self.clauses)
 
+    def copy(self) -> Where:
+        """The same conditions, to add more to without changing these."""
+        return Where(list(self.params), list(self.clauses))
+
 
 def _where(org_id: int, templates: Mapping[str, str], filters: Mapping[str, Any]) -> Where:
     where = Where()
@@ -188,7 +192,7 @@ class PagedQuery:
         without counting the branches before it. ``lead_from``: the rows are read from
         this value of the leading column on (in the order read), ``offset`` counting
         from its first row."""
-        where = Where(list(self.where.params), list(self.where.clauses))
+        where = self.where.copy()
         order = self._read_order(seek)
         key = seek.key if seek and seek.key else None
         lead = order.columns[0].name
