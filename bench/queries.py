@@ -28,7 +28,7 @@ import asyncpg
 
 from bench.report import Report, percentile
 from bench.scratch import scratch
-from gavel import compliance, compliance_summary, result_pages, result_queries
+from gavel import compliance, compliance_summary, entity_blocks, result_pages, result_queries
 from gavel.db import pool_context
 from gavel.migrations import MIGRATIONS_DIR
 from gavel.orgs import create_org
@@ -299,9 +299,12 @@ def violation_shapes(org_id: int, total: int) -> Iterator[Shape]:
     yield v("filter level + sort -observedAt", {"level": "mandatory"}, "-observedAt")
     # half way by number: the deepest a page by number is read (from the nearer end)
     for sort in ("-level", "level", "observedAt", "-observedAt", "level,-observedAt", "-entity",
-                 "policy", "entity,-observedAt"):
+                 "entity", "-level,entity", "policy", "entity,-observedAt"):
         yield v(f"sort {sort}, deep page (50%)", {}, sort, depth=0.5)
     yield v("sort observedAt, deep page (90%)", {}, "observedAt", depth=0.9)
+    yield v("sort entity,-observedAt, deep page (90%)", {}, "entity,-observedAt", depth=0.9)
+    yield v("filter group=shared + sort -entity, deep page (50%)", {"group": "shared"},
+            "-entity", matching_depth=0.5)
     yield v("filter group=shared + sort observedAt, deep page (50%)", {"group": "shared"},
             "observedAt", matching_depth=0.5)
     yield v("filter level=advisory, deep page (50%)", {"level": "advisory"},
@@ -323,7 +326,8 @@ def evaluation_shapes(org_id: int, total: int, not_blocking: int) -> Iterator[Sh
                      offset, size, via)
 
     yield e("first page (100)", {})
-    yield e("deep page (90%)", {}, depth=0.9)
+    for depth in (0.5, 0.9):
+        yield e(f"deep page ({depth:.0%})", {}, depth=depth)
     yield e("last link", {}, via="end")
     for depth in (0.1, 0.5, 0.9):
         yield e(f"next link at {depth:.0%}", {}, depth=depth, via="after")
@@ -442,7 +446,7 @@ async def run(args: argparse.Namespace) -> Report:
         began = time.perf_counter()
         async with pool.acquire() as conn:
             for org_id in (history_org, current_org):
-                await compliance_summary.rebuild(conn, org_id)
+                await compliance_summary.rebuild(conn, org_id, entity_blocks.PLACED_ROWS)
         report.add("compliance summary of both orgs (rebuild)", time.perf_counter() - began,
                    "s")
         if args.without_indexes:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from gavel import compliance_summary
+from gavel import compliance_summary, entity_blocks
 
 POLICIES = ("s3-no-public-read", "ebs-volumes-encrypted", "required-tags",
             "ec2-instance-type-allowlist")
@@ -66,7 +66,7 @@ async def seed_current_violations(pool: asyncpg.Pool, org_id: int, group: str,
             await conn.execute(_VIOLATIONS, org_id, group, list(POLICIES), per_entity)
             await conn.execute(_LATEST, org_id)
             await conn.execute(_CURRENT, org_id)
-            await compliance_summary.rebuild(conn, org_id)
+            await compliance_summary.rebuild(conn, org_id, entity_blocks.PLACED_ROWS)
         await conn.execute("ANALYZE evaluations, violations, latest_evaluations, "
                            "current_violations, current_pack_results")
         return int(await conn.fetchval(

@@ -80,12 +80,13 @@ SELECT entity_type, coalesce(sum(advisory), 0) AS advisory,
 GROUP BY entity_type
 """
 # The value (of a column, in its order) at which the ``$skip``-th matching violation
-# (from 0) lies, and how many violations come before that value's, from ``per_value``:
-# rows of (value, n) with n the matching violations of the value.
+# (from 0) lies, how many violations come before that value's, and the value before it
+# (NULL for the first), from ``per_value``: rows of (value, n) with n the matching
+# violations of the value.
 _RUNNING_SUM = """
-SELECT value, before FROM (
+SELECT value, before, prior FROM (
     SELECT value, n, sum(n) OVER (ORDER BY value {direction} ROWS UNBOUNDED PRECEDING) - n
-                     AS before
+                     AS before, lag(value) OVER (ORDER BY value {direction}) AS prior
     FROM ({per_value}) AS per_value) AS running
 WHERE before + n > ${skip}
 ORDER BY value {direction} LIMIT 1
@@ -111,6 +112,15 @@ GROUP BY id_range"""
 _ID_LANDING = _RUNNING_SUM.format(direction="{direction}", skip=5, per_value=f"""
     SELECT id_range AS value, sum(violations) AS n
     {_RANGES_MATCHING}""")
+# A current violation is also counted in the block of entities it lies in
+# (gavel.entity_blocks), per group, entity type and level: landing on a block in the
+# order of entities of one type ($3; $4 level or NULL, $5 the skip).
+_ENTITY_LANDING = _RUNNING_SUM.format(direction="{direction}", skip=5, per_value="""
+    SELECT first_key AS value, sum(violations) AS n
+    FROM entity_block_counts
+    WHERE org_id = $1 AND group_name = $2 AND entity_type = $3
+      AND ($4::text IS NULL OR level = $4)
+    GROUP BY first_key""")
 # Each range of ids with its matching violations and the bounds of when they were
 # observed (NULL bounds unknown), for gavel.observed_landing; the same filters.
 _ID_RANGES = f"""
@@ -127,6 +137,17 @@ COUNTED_FILTERS = frozenset({"entityType", "group", "pack", "policy", "level"})
 VIOLATION_LEVELS = ("advisory", "mandatory")  # a violation's levels, each a count column
 # the current_violations column that a key of ``KeptCounts.read`` holds at each place
 COUNTED_COLUMNS = ("entity_type", "level")
+
+
+@dataclass(frozen=True)
+class EntityLanding:
+    """A block of entities: its first key, the first key of the block read before it
+    (None: none is), and the matching violations of the blocks before it. Blocks
+    between the two hold no matching violation."""
+
+    first_key: str
+    prior_key: str | None
+    before: int
 
 
 @dataclass(frozen=True)
@@ -169,7 +190,8 @@ class KeptCounts:
 
     @property
     def _ranges_counted(self) -> bool:
-        """Whether the ranges of ids are counted by the filters (not by pack or policy)."""
+        """Whether the ranges of ids and the blocks of entities are counted by the
+        filters (not by pack or policy)."""
         return self.pack is None and self.policy is None
 
     async def id_landing(self, db: asyncpg.Pool | asyncpg.Connection, descending: bool,
@@ -186,6 +208,21 @@ class KeptCounts:
             return None
         first = int(row["value"]) << ID_RANGE_BITS
         return (first + (1 << ID_RANGE_BITS) - 1 if descending else first), int(row["before"])
+
+    async def entity_landing(self, db: asyncpg.Pool | asyncpg.Connection, descending: bool,
+                             skip: int) -> EntityLanding | None:
+        """The block of entities (of the counts' entity type, which must be set) that
+        holds the ``skip``-th matching violation in the order of entities, and the
+        violations of the blocks before it; None past the end, or with a pack or policy
+        filter (the blocks are not counted by them)."""
+        if not self._ranges_counted or self.entity_type is None:
+            return None
+        row = await db.fetchrow(
+            _ENTITY_LANDING.format(direction="DESC" if descending else "ASC"), self.org_id,
+            self.group, self.entity_type, self.level, skip)
+        if row is None:
+            return None
+        return EntityLanding(row["value"], row["prior"], int(row["before"]))
 
     async def id_ranges(self, db: asyncpg.Pool | asyncpg.Connection
                         ) -> list[observed_landing.IdRange] | None:

@@ -16,7 +16,9 @@ It also keeps how many current violations lie in each range of ids
 (``violation_id_range_counts``, per group, entity type and level), where a page by
 number of the order by id starts (``gavel.compliance.KeptCounts.id_landing``), and
 bounds when each range's violations were observed, where one sorted by observedAt
-starts (``gavel.observed_landing``).
+starts (``gavel.observed_landing``); and how many lie in each block of entities
+(``entity_block_counts``, the same way), where one sorted by entity starts
+(``gavel.entity_blocks``).
 
 The statement that replaces an entity's rows also counts what the rows it deletes
 contributed (negatively) and what the rows it inserts contribute, so only the net
@@ -35,7 +37,7 @@ from typing import Any
 
 import asyncpg
 
-from gavel import compliance
+from gavel import compliance, entity_blocks
 
 _ENTITIES = "unnest($1::bigint[], $2::text[], $3::text[]) AS u(org_id, entity_type, entity_key)"
 _OF_ENTITIES = ("c.org_id = u.org_id AND c.entity_type = u.entity_type "
@@ -106,46 +108,68 @@ per_skip AS (
          JOIN per_pack p USING (sign, org_id, entity_type, entity_key, group_name, pack,
                                 pack_version)
     WHERE NOT p.errored AND d.runs = p.runs),
-per_range AS (
-    SELECT sign, org_id, entity_type, group_name, level,
-           violation_id >> {compliance.ID_RANGE_BITS} AS id_range, count(*) AS violations,
-           min(observed_at) FILTER (WHERE sign = 1) AS first_observed_at,
-           max(observed_at) FILTER (WHERE sign = 1) AS last_observed_at
-    FROM found CROSS JOIN LATERAL unnest(array_append(groups, '')) AS group_name
+per_range AS (  -- rows sharing their groups are added up before they are unnested
+    SELECT sign, org_id, entity_type, group_name, level, id_range, sum(n) AS violations,
+           min(first_observed_at) AS first_observed_at,
+           max(last_observed_at) AS last_observed_at
+    FROM (SELECT sign, org_id, entity_type, groups, level,
+                 violation_id >> {compliance.ID_RANGE_BITS} AS id_range, count(*) AS n,
+                 min(observed_at) FILTER (WHERE sign = 1) AS first_observed_at,
+                 max(observed_at) FILTER (WHERE sign = 1) AS last_observed_at
+          FROM found GROUP BY sign, org_id, entity_type, groups, level, id_range) AS f
+         CROSS JOIN LATERAL unnest(array_append(groups, '')) AS group_name
     GROUP BY sign, org_id, entity_type, group_name, level, id_range),
+blocks AS MATERIALIZED (  -- each entity's block looked up once, not once per row
+    SELECT e.org_id, e.entity_type, e.entity_key,
+           coalesce((SELECT max(b.first_key) FROM entity_blocks b
+                     WHERE b.org_id = e.org_id AND b.entity_type = e.entity_type
+                       AND b.first_key <= e.entity_key), '') AS first_key
+    FROM (SELECT DISTINCT org_id, entity_type, entity_key FROM found) AS e),
+per_block AS (
+    SELECT sign, org_id, entity_type, group_name, level, first_key, sum(n) AS violations
+    FROM (SELECT sign, org_id, entity_type, entity_key, groups, level, count(*) AS n
+          FROM found GROUP BY sign, org_id, entity_type, entity_key, groups, level) AS f
+         JOIN blocks USING (org_id, entity_type, entity_key)
+         CROSS JOIN LATERAL unnest(array_append(groups, '')) AS group_name
+    GROUP BY sign, org_id, entity_type, group_name, level, first_key),
 counted AS (
     SELECT 'pack' AS kind, org_id, entity_type, group_name, pack, pack_version, '' AS policy,
-           '' AS level, 0::bigint AS id_range, version_tag, sign AS entities,
+           '' AS level, 0::bigint AS id_range, '' AS first_key, version_tag, sign AS entities,
            sign * errored::int AS errored,
            sign * (NOT errored AND violations = 0)::int AS passing, 0 AS advisory,
            0 AS mandatory, 0 AS skipped, NULL::timestamptz AS first_observed_at,
            NULL::timestamptz AS last_observed_at
     FROM per_pack
     UNION ALL
-    SELECT 'policy', org_id, entity_type, group_name, pack, pack_version, policy, '', 0, NULL,
-           sign * ran::int, 0, 0, sign * advisory, sign * mandatory, 0, NULL, NULL
+    SELECT 'policy', org_id, entity_type, group_name, pack, pack_version, policy, '', 0, '',
+           NULL, sign * ran::int, 0, 0, sign * advisory, sign * mandatory, 0, NULL, NULL
     FROM per_policy
     UNION ALL
-    SELECT 'policy', org_id, entity_type, group_name, pack, pack_version, policy, '', 0, NULL,
-           0, 0, 0, 0, 0, sign, NULL, NULL
+    SELECT 'policy', org_id, entity_type, group_name, pack, pack_version, policy, '', 0, '',
+           NULL, 0, 0, 0, 0, 0, sign, NULL, NULL
     FROM per_skip
     UNION ALL
-    SELECT 'group', org_id, entity_type, group_name, scope, 0, '', '', 0, NULL, sign,
+    SELECT 'group', org_id, entity_type, group_name, scope, 0, '', '', 0, '', NULL, sign,
            sign * errored::int, sign * (NOT errored AND violations = 0)::int, 0, 0, 0,
            NULL, NULL
     FROM per_group
     UNION ALL
-    SELECT 'range', org_id, entity_type, group_name, '', 0, '', level, id_range, NULL,
+    SELECT 'range', org_id, entity_type, group_name, '', 0, '', level, id_range, '', NULL,
            sign * violations, 0, 0, 0, 0, 0, first_observed_at, last_observed_at
-    FROM per_range)
+    FROM per_range
+    UNION ALL
+    SELECT 'block', org_id, entity_type, group_name, '', 0, '', level, 0, first_key, NULL,
+           sign * violations, 0, 0, 0, 0, 0, NULL, NULL
+    FROM per_block)
 SELECT kind, org_id, entity_type, group_name, pack, pack_version, policy, level, id_range,
-       max(version_tag) AS version_tag, sum(entities)::int AS entities,
+       first_key, max(version_tag) AS version_tag, sum(entities)::int AS entities,
        sum(errored)::int AS errored, sum(passing)::int AS passing,
        sum(advisory)::int AS advisory, sum(mandatory)::int AS mandatory,
        sum(skipped)::int AS skipped, min(first_observed_at) AS first_observed_at,
        max(last_observed_at) AS last_observed_at
 FROM counted
-GROUP BY kind, org_id, entity_type, group_name, pack, pack_version, policy, level, id_range
+GROUP BY kind, org_id, entity_type, group_name, pack, pack_version, policy, level, id_range,
+         first_key
 HAVING sum(entities) <> 0 OR sum(errored) <> 0 OR sum(passing) <> 0 OR sum(advisory) <> 0
     OR sum(mandatory) <> 0 OR sum(skipped) <> 0 OR max(last_observed_at) IS NOT NULL
 """
@@ -211,6 +235,9 @@ class CountTable:
     keys: tuple[str, ...]
     fields: tuple[str, ...]
     entities_column: str
+    # rows of group '' past a limit (the statement's last parameter) come back: blocks
+    # of entities to split
+    splits: bool = False
 
     @property
     def columns(self) -> list[str]:
@@ -231,8 +258,10 @@ WITH added AS (
     INSERT INTO {self.name} AS t ({", ".join(columns)})
     SELECT * FROM unnest({_arrays(columns, self.counts)})
     ON CONFLICT ({", ".join(self.keys)}) DO UPDATE SET {", ".join(updates)}
-    RETURNING {", ".join(self.keys)}, {" AND ".join(f"{c} = 0" for c in self.counts)} AS emptied)
-SELECT {", ".join(self.keys)} FROM added WHERE emptied
+    RETURNING {", ".join(self.keys)}, {" AND ".join(f"{c} = 0" for c in self.counts)} AS emptied,
+              {f"group_name = '' AND {self.counts[0]} > ${len(columns) + 1}"
+               if self.splits else "false"} AS past_limit)
+SELECT {", ".join(self.keys)}, emptied, past_limit FROM added WHERE emptied OR past_limit
 """
 
     @property
@@ -262,11 +291,15 @@ GROUP_COUNTS = CountTable("group", "compliance_group_counts",
                           ("org_id", "pack", "group_name", "entity_type"),
                           ("entities", "errored", "passing", "advisory", "mandatory"),
                           "evaluated")
+ENTITY_BLOCK_COUNTS = CountTable("block", "entity_block_counts",
+                                 ("org_id", "group_name", "entity_type", "level", "first_key"),
+                                 ("entities",), "violations", splits=True)
 ID_RANGE_COUNTS = CountTable("range", "violation_id_range_counts",
                              ("org_id", "group_name", "entity_type", "level", "id_range"),
                              ("entities", "first_observed_at", "last_observed_at"),
                              "violations")
-COUNT_TABLES = (PACK_COUNTS, POLICY_COUNTS, GROUP_COUNTS, ID_RANGE_COUNTS)
+COUNT_TABLES = (PACK_COUNTS, POLICY_COUNTS, GROUP_COUNTS, ID_RANGE_COUNTS,
+                ENTITY_BLOCK_COUNTS)
 _ADD = {t.kind: t.add_sql for t in COUNT_TABLES}
 _DELETE_EMPTY = {t.kind: t.delete_empty_sql for t in COUNT_TABLES}
 Changes = dict[str, dict[tuple[Any, ...], list[Any]]]
@@ -311,29 +344,42 @@ async def replace_current_state(conn: asyncpg.Connection, advanced: Sequence[asy
                             [r["evaluation_id"] for r in advanced])
 
 
-async def add(conn: asyncpg.Connection, change: Sequence[asyncpg.Record]) -> None:
-    """Add the change to the counts, in key order; delete counts that drop to zero."""
+async def add(conn: asyncpg.Connection, change: Sequence[asyncpg.Record],
+              split_limit: int = entity_blocks.SPLIT_LIMIT) -> list[entity_blocks.Block]:
+    """Add the change to the counts, in key order; delete counts that drop to zero.
+    Returns the blocks of entities whose violations of one level now pass
+    ``split_limit``, to split once the transaction is committed."""
     changes = _changes(change)
+    full: list[entity_blocks.Block] = []
     for table in COUNT_TABLES:
         rows = sorted(changes[table.kind].items())
         if not rows:
             continue
-        emptied = await conn.fetch(_ADD[table.kind],
-                                   *_columns([(*key, *values) for key, values in rows]))
+        limit = (split_limit,) if table.splits else ()
+        returned = await conn.fetch(_ADD[table.kind], *_columns(
+            [(*key, *values) for key, values in rows]), *limit)
+        emptied = [r for r in returned if r["emptied"]]
         if emptied:
             await conn.execute(_DELETE_EMPTY[table.kind],
                                *_columns([tuple(r[c] for c in table.keys) for r in emptied]))
+        full += [entity_blocks.Block(r["org_id"], r["entity_type"], r["first_key"])
+                 for r in returned if r["past_limit"]]
+    return full
 
 
-async def rebuild(conn: asyncpg.Connection, org_id: int) -> None:
+async def rebuild(conn: asyncpg.Connection, org_id: int, block_rows: int | None = None) -> None:
     """Recompute an org's pack runs and counts from its latest evaluations and current
-    violations, in one transaction.
+    violations, in one transaction holding the org's lock alone (no store of it runs);
+    with ``block_rows``, its entities are first cut into blocks of about that many
+    violations anew (``gavel.entity_blocks.place``), else its blocks are kept.
 
-    For data written without the worker (seeds, repairs); a worker storing evaluations
-    of the org at the same time would be counted twice or not at all."""
+    For data written without the worker (seeds, repairs)."""
     async with conn.transaction():
+        await entity_blocks.lock(conn, org_id)
         # the org's whole current state is aggregated: keep the hash tables in memory
         await conn.execute("SET LOCAL work_mem = '64MB'")
+        if block_rows is not None:
+            await entity_blocks.place(conn, org_id, block_rows)
         for table in ("current_pack_results", *(t.name for t in COUNT_TABLES)):
             await conn.execute(f"DELETE FROM {table} WHERE org_id = $1", org_id)
         await conn.execute(_ORG_PACK_RESULTS, org_id)

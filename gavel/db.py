@@ -30,16 +30,17 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 
 @asynccontextmanager
-async def transaction_by_key(conn: asyncpg.Connection) -> AsyncIterator[None]:
+async def transaction_by_key(conn: asyncpg.Connection, first: str = "") -> AsyncIterator[None]:
     """A transaction whose statements all find their rows by key, begun in one round
     trip with how they are planned: each once per connection (a generic plan suits any
     batch; planning can cost more than running), and never as a sequential scan. A
     plan made while the tables were small or never analyzed, as in a fresh
     installation, would otherwise scan whole tables, and keep doing so as they grow,
-    until autovacuum analyzes them. Rolled back if the block raises."""
+    until autovacuum analyzes them. ``first``: statements (without parameters) run in
+    the same round trip, before any other. Rolled back if the block raises."""
     try:
         await conn.execute("BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; "
-                           "SET LOCAL enable_seqscan = off")
+                           f"SET LOCAL enable_seqscan = off; {first}")
         yield
     except BaseException:
         if not conn.is_closed():

@@ -6,8 +6,9 @@ kept by) has its total exact, and reads a page given by number from the nearer e
 the list, a sort led by level or entity type skipping whole branches by their counts,
 the order by id (alone or after the level) starting at the range of ids that holds the
 page, the order by observedAt (alone or after the level) at the time the ranges of ids
-place it (``gavel.observed_landing``), and a sort led by pack or policy at the value
-that does.
+place it (``gavel.observed_landing``), a sort by entity (alone or after the level) at
+the block of entities that holds it (``gavel.entity_blocks``), and a sort led by pack
+or policy at the value that does.
 Otherwise totals are exact up to EXACT_COUNT_LIMIT and the planner's
 estimate beyond, kept consistent with what the page saw (see ``fetch_page``). A page
 read backwards (``Seek.before``, the last page) comes back in the list's order.
@@ -26,7 +27,7 @@ import orjson
 
 from gavel import compliance, observed_landing, result_queries
 from gavel.keyset import Order
-from gavel.result_queries import PagedQuery, Seek
+from gavel.result_queries import From, PagedQuery, Seek
 
 EXACT_COUNT_LIMIT = 10_000
 MAX_ID = 2 ** 63 - 1  # the largest bigint
@@ -128,8 +129,9 @@ async def _by_number(pool: asyncpg.Pool, query: PagedQuery, kept: compliance.Kep
     at most half of the list is skipped. Whole branches of a sort led by level or entity
     type are skipped by their counts; an order by id (alone or after the level) starts
     at the range of ids that holds the page, one by observed_at at the time the ranges
-    place it, and a sort led by pack or policy at the value that does, skipping only the
-    rows of that range, time or value before the page."""
+    place it, one by entity (alone or after the level) at the block of entities that
+    holds it, and a sort led by pack or policy at the value that does, skipping only
+    the rows of that range, time, block or value before the page."""
     counts = await kept.read(pool)
     total = sum(counts.values())
     after = total - offset - limit
@@ -141,17 +143,19 @@ async def _by_number(pool: asyncpg.Pool, query: PagedQuery, kept: compliance.Kep
     skip = max(after, 0) if backwards else offset
     seek = Seek.end() if backwards else None
     lead = read.columns[0]
-    lead_from = None
-    start = await _start(pool, query, kept, read, sizes, skip)
+    rows_from = None
+    start = await _start(pool, query, kept, read, counts, skip)
     if start is not None:
-        key, skip = start
-        seek = Seek(key, before=backwards)
+        skip, rows_from = start.skip, start.rows_from
+        if start.key is not None:
+            seek = Seek(start.key, before=backwards)
     elif lead.name in compliance.LANDING_COLUMNS and skip and lead.name not in query.fixed:
         landing = await kept.landing(pool, lead.name, lead.descending, skip)
         if landing is not None:
-            lead_from, before = landing
+            value, before = landing
+            rows_from = From((lead.name,), "<=" if lead.descending else ">=", (value,))
             skip -= before
-    sql, params = query.page(min(limit, total - offset), skip, seek, None, sizes, lead_from)
+    sql, params = query.page(min(limit, total - offset), skip, seek, None, sizes, rows_from)
     rows = await _fetch(pool, query, sql, params)
     return ResultPage(rows[::-1] if backwards else rows, total, exact=True)
 
@@ -167,39 +171,92 @@ def _nearer_from_the_end(query: PagedQuery, sizes: dict[str, int] | None, offset
             < result_queries.skip_branches(sizes, values, offset)[1])
 
 
+@dataclass(frozen=True)
+class _Start:
+    """Where a page by number starts: after a key (``key``: the seek's) or at a
+    condition (``rows_from``), and the rows to skip from there (after the key; for a
+    condition, counted from the list's first row but for those it leaves out)."""
+
+    key: tuple[Any, ...] | None
+    rows_from: From | None
+    skip: int
+
+
 async def _start(pool: asyncpg.Pool, query: PagedQuery, kept: compliance.KeptCounts,
-                 read: Order, sizes: dict[str, int] | None,
-                 skip: int) -> tuple[tuple[Any, ...], int] | None:
-    """Where a page by number of an order by id or by observed_at (alone or after the
-    level) starts when read in the order ``read`` after ``skip`` rows: a key to continue
-    after (the level's branch, and the id before the range of ids that holds the page,
-    or the time the page's rows start at) and the rows from there to skip; None when
-    the counts do not tell."""
+                 read: Order, counts: dict[tuple[str, str], int], skip: int) -> _Start | None:
+    """Where a page by number of an order by id, by observed_at or by entity (alone or
+    after the level) starts when read in the order ``read`` after ``skip`` rows; None
+    when the counts do not tell."""
     prefix: tuple[Any, ...] = ()
     rest = read.names
-    if rest[0] == "level" and len(rest) > 1 and sizes is not None:
-        levels, skip = result_queries.skip_branches(
+    within = skip
+    if rest[0] == "level" and len(rest) > 1:
+        sizes = compliance.counted_by(counts, "level") or {}
+        levels, within = result_queries.skip_branches(
             sizes, sorted(sizes, reverse=read.columns[0].descending), skip)
         if not levels:
             return None
         prefix, kept, rest = (levels[0],), replace(kept, level=levels[0]), rest[1:]
     descending = read.columns[-1].descending
     if rest == ("violation_id",):
-        landing = await kept.id_landing(pool, descending, skip)
+        landing = await kept.id_landing(pool, descending, within)
         if landing is None:
             return None
         first, before = landing
-        return (*prefix, first + 1 if descending else first - 1), skip - before
+        return _Start((*prefix, first + 1 if descending else first - 1), None, within - before)
     if rest == ("observed_at", "violation_id") and read.columns[-2].descending == descending:
         ranges = await kept.id_ranges(pool)
-        observed = None if ranges is None else observed_landing.land(ranges, descending, skip)
+        observed = None if ranges is None else observed_landing.land(ranges, descending, within)
         if observed is None:
             return None
         from_at = await _straddling_from(pool, query, prefix, observed, descending)
         # ids are positive: the key before every id of the time, in the order read
-        return ((*prefix, observed.at, MAX_ID if descending else 0),
-                skip - observed.rows_before(from_at))
+        return _Start((*prefix, observed.at, MAX_ID if descending else 0), None,
+                      within - observed.rows_before(from_at))
+    if rest[:2] == ("entity_type", "entity_key"):
+        return await _entity_start(pool, kept, read.columns[len(prefix)].descending, counts,
+                                   prefix, skip, within)
     return None
+
+
+async def _entity_start(pool: asyncpg.Pool, kept: compliance.KeptCounts, descending: bool,
+                        counts: dict[tuple[str, str], int], level: tuple[Any, ...], skip: int,
+                        within: int) -> _Start | None:
+    """Where a page by number of a sort by entity (after the level ``level``, if given)
+    starts: at the block of entities that holds it (of the entity type that does), in
+    the branch of its entity type, or of its level. ``within``: the rows of that level
+    to skip."""
+    sizes: dict[str, int] = {}
+    for (entity_type, counted_level), n in counts.items():
+        if not level or counted_level == level[0]:
+            sizes[entity_type] = sizes.get(entity_type, 0) + n
+    types, in_type = result_queries.skip_branches(sizes, sorted(sizes, reverse=descending),
+                                                  within)
+    if not types:
+        return None
+    entity_type = types[0]
+    landing = await replace(kept, entity_type=entity_type).entity_landing(
+        pool, descending, in_type)
+    if landing is None:
+        return None
+    branch = level[0] if level else entity_type
+    # Where the branch holds one entity type the condition is on the key alone: an index
+    # scan starts at a row comparison led by a column an equality also fixes only after
+    # walking the rows before it.
+    one_type = not level or kept.entity_type is not None
+    columns, values = (("entity_key",), ()) if one_type else (("entity_type", "entity_key"),
+                                                                (entity_type,))
+    rows_from = None
+    if not descending:
+        rows_from = From(columns, ">=", (*values, landing.first_key), branch)
+    elif landing.prior_key is not None:
+        rows_from = From(columns, "<", (*values, landing.prior_key), branch)
+    elif not one_type:
+        rows_from = From(("entity_type",), "<=", (entity_type,), branch)
+    # the condition leaves out the blocks before, and in a level's branch the rows of the
+    # entity types before
+    left_out = landing.before + (within - in_type if level else 0)
+    return _Start(None, rows_from, skip - left_out)
 
 
 async def _straddling_from(pool: asyncpg.Pool, query: PagedQuery, level: tuple[Any, ...],

@@ -148,6 +148,24 @@ class Seek:
 
 
 @dataclass(frozen=True)
+class From:
+    """Where a page by number starts reading: at the rows whose ``columns`` compare with
+    ``values`` by ``op``; in the branch of the leading column's value ``branch`` only
+    (None: the list is not read in branches)."""
+
+    columns: tuple[str, ...]
+    op: str
+    values: tuple[Any, ...]
+    branch: str | None = None
+
+    def sql(self, bind: keyset.Bind) -> str:
+        if len(self.columns) == 1:
+            return f"{self.columns[0]} {self.op} {bind(self.values[0])}"
+        return (f"({', '.join(self.columns)}) {self.op} "
+                f"({', '.join(bind(v) for v in self.values)})")
+
+
+@dataclass(frozen=True)
 class PagedQuery:
     """A list: rows of ``table`` matching ``where`` in ``order``, shown as ``select`` (on
     alias ``t``). Its pages, a count that stops at its last parameter, and the bare
@@ -184,14 +202,13 @@ class PagedQuery:
     def page(self, limit: int, offset: int = 0, seek: Seek | None = None,
              listed: Sequence[str] | None = None,
              branch_sizes: Mapping[str, int] | None = None,
-             lead_from: str | None = None) -> tuple[str, tuple[Any, ...]]:
+             start: From | None = None) -> tuple[str, tuple[Any, ...]]:
         """A page's SQL and parameters. Seeking before a key reads the order backwards,
         so those rows come nearest first. ``listed``: the values of a LISTED_BRANCHES
         lead from the seek on (``listed_values_sql``), one branch each. ``branch_sizes``:
         the rows of each value of a BRANCHES lead, if known, so that a branch skips
-        without counting the branches before it. ``lead_from``: the rows are read from
-        this value of the leading column on (in the order read), ``offset`` counting
-        from its first row."""
+        without counting the branches before it. ``start``: the rows are read from there
+        on (in the order read), ``offset`` counting from its first row."""
         where = self.where.copy()
         order = self._read_order(seek)
         key = seek.key if seek and seek.key else None
@@ -201,13 +218,12 @@ class PagedQuery:
         elif lead in BRANCHES and len(order.columns) > 2:
             ids = self._branched_ids(where, order, key, limit, offset,
                                      self._known_values(order, key), "'{}'".format,
-                                     branch_sizes)
+                                     branch_sizes, start)
         else:
             if key is not None:
                 where.clauses.append(keyset.seek_after(order.columns, key, where.bind))
-            if lead_from is not None:
-                op = "<=" if order.columns[0].descending else ">="
-                where.clauses.append(f"{lead} {op} {where.bind(lead_from)}")
+            if start is not None:
+                where.clauses.append(start.sql(where.bind))
             ids = (f"SELECT {self.id_column} FROM {self.table} WHERE {where.sql}\n"
                    f"      ORDER BY {order.sql} LIMIT {where.bind(limit)} "
                    f"OFFSET {where.bind(offset)}")
@@ -259,13 +275,15 @@ SELECT value FROM lead_values WHERE value IS NOT NULL LIMIT {MAX_LISTED_BRANCHES
 
     def _branched_ids(self, where: Where, order: Order, key: tuple[Any, ...] | None,
                       limit: int, offset: int, values: list[str], literal: keyset.Bind,
-                      sizes: Mapping[str, int] | None = None) -> str:
+                      sizes: Mapping[str, int] | None = None,
+                      start: From | None = None) -> str:
         """One branch per value of the leading column (``values``, in its order and from
         the key's on; ``literal`` writes one in the SQL), each a range of an index on
         (org, lead, rest..., id) read in the order of the rest, concatenated in the
         lead's order. A branch skips what OFFSET leaves of it after the branches before
         (for a page past the first: counted, unless their ``sizes`` are known; then the
-        branches wholly before the page are left out)."""
+        branches wholly before the page are left out). The branch of ``start`` reads
+        from there."""
         lead, rest = order.columns[0], order.without_first()
         if offset and sizes is not None:
             values, offset = skip_branches(sizes, values, offset)
@@ -280,6 +298,8 @@ SELECT value FROM lead_values WHERE value IS NOT NULL LIMIT {MAX_LISTED_BRANCHES
             clauses = [matching, f"{lead.name} = {written[i]}"]
             if key is not None and value == key[0]:
                 clauses.append(keyset.seek_after(rest.columns, key[1:], where.bind))
+            if start is not None and value == start.branch:
+                clauses.append(start.sql(where.bind))
             skip = ""
             if offset_at is not None and i == 0:
                 skip = f" OFFSET {offset_at}"

@@ -86,10 +86,11 @@ class Current:
 
 
 async def seed(pool: asyncpg.Pool, org_id: int, evaluations: list[Evaluation],
-               summary: bool = True) -> list[Current]:
+               summary: bool = True, block_rows: int | None = None) -> list[Current]:
     """Store the evaluations; each entity's latest (by time) becomes its current state,
     summarized for compliance as the worker does (unless ``summary`` is false: a
-    database from before the summary existed)."""
+    database from before the summary existed), its entities cut into blocks of about
+    ``block_rows`` violations if given (else the org's blocks are kept)."""
     latest: dict[tuple[str, str], Evaluation] = {}
     for e in evaluations:
         key = (e.entity_type, e.entity_key)
@@ -131,5 +132,5 @@ async def seed(pool: asyncpg.Pool, org_id: int, evaluations: list[Evaluation],
             columns=("org_id", "entity_type", "entity_key", "evaluation_id", "occurred_at",
                      "finished_at"))
         if summary:
-            await compliance_summary.rebuild(conn, org_id)
+            await compliance_summary.rebuild(conn, org_id, block_rows)
     return current

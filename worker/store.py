@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from gavel import compliance_summary
+from gavel import compliance_summary, entity_blocks
 from gavel.db import transaction_by_key
 from gavel.evaluations import FINISHED_CHANNEL
 from gavel.events import AccountEvent, StackEvent
@@ -114,12 +114,16 @@ class Finished:
     scan: tuple[str, int, int] | None = field(default=None)
 
 
-async def store_batch(conn: asyncpg.Connection,
-                      batch: list[Finished]) -> dict[uuid.UUID, datetime]:
-    """Store the evaluations; return the finish time of those not stored before."""
+async def store_batch(conn: asyncpg.Connection, batch: list[Finished],
+                      split_limit: int = entity_blocks.SPLIT_LIMIT) -> dict[uuid.UUID, datetime]:
+    """Store the evaluations; return the finish time of those not stored before. The
+    transaction holds the orgs' locks shared (``gavel.entity_blocks``); once it is
+    committed, blocks of entities it filled past ``split_limit`` are split."""
     unique = {done.evaluation_id: done for done in batch}
     items = sorted(unique.values(), key=lambda d: (d.org_id, d.entity_type, d.entity_key))
-    async with transaction_by_key(conn):
+    full: list[entity_blocks.Block] = []
+    async with transaction_by_key(conn, entity_blocks.shared_locks_sql(
+            done.org_id for done in items)):
         stored = await _store_finished(conn, items)
         new = [done for done in items if done.evaluation_id in stored]
         if not new:
@@ -127,7 +131,9 @@ async def store_batch(conn: asyncpg.Connection,
         change = await _advance_current_state(conn, [done.evaluation_id for done in new])
         await _remember_resources(conn, [d for d in new if d.event is not None])
         if change:
-            await compliance_summary.add(conn, change)
+            full = await compliance_summary.add(conn, change, split_limit)
+    if full:
+        await entity_blocks.split_all(conn, full, split_limit)
     return stored
 
 

@@ -62,7 +62,8 @@ def dataset() -> list[Evaluation]:
 async def seeded(pool: asyncpg.Pool) -> AsyncIterator[tuple[str, str, list[Current]]]:
     name = f"org-{uuid.uuid4().hex[:8]}"
     org_id, token = await create_org(pool, name)
-    current = await seed(pool, org_id, dataset())
+    # blocks of seven entities: a page by number sorted by entity starts at one
+    current = await seed(pool, org_id, dataset(), block_rows=700)
     yield name, token, current
     await pool.execute("DELETE FROM orgs WHERE id = $1", org_id)
 
@@ -309,7 +310,10 @@ async def test_estimated_totals_still_page_exactly(client: TestClient, seeded,
     ({"policy": "rule-3", "level": "mandatory", "group": "shared"}, "policy,-level", 40),
     # led by pack or policy: a page starts at the value that holds it
     ({}, "-pack", 300), ({"level": "mandatory"}, "policy", 70),
-    ({"group": "shared", "entityType": "stack"}, "-pack,observedAt", 60)])
+    ({"group": "shared", "entityType": "stack"}, "-pack,observedAt", 60),
+    # led by entity (or level, then entity): at the block of entities that holds it
+    ({}, "-entity", 450), ({"group": "shared"}, "entity,-observedAt", 130),
+    ({"level": "mandatory"}, "-level,entity,pack", 90)])
 async def test_totals_are_exact_and_pages_by_number_read_from_the_nearer_end(
         client: TestClient, seeded, monkeypatch: pytest.MonkeyPatch, filters: dict[str, str],
         sort: str, size: int) -> None:

@@ -254,6 +254,32 @@ async def test_migration_fills_the_summary_from_stored_results(
             await pool.close()
 
 
+async def test_migration_cuts_the_entities_into_counted_blocks(
+        stack_env: dict[str, str], settings: Settings, session_id: str) -> None:
+    """Past 4,096 current violations of an entity type, the migration that adds the
+    blocks of entities starts a block, and counts them as the worker would."""
+    async with migrated_database(stack_env["GAVEL_DATABASE_URL"],
+                                 f"gavel_test_{session_id}_blocks", before=6) as url:
+        pool = await create_pool(settings.database.model_copy(update={"url": url}))
+        try:
+            oid, _ = await create_org(pool, "before")
+            public = SeededViolation("baseline", "no-public", "mandatory", ["prod"])
+            tags = SeededViolation("tagging", "required-tags", "advisory", ["prod", "shared"])
+            await seed(pool, oid, [
+                Evaluation("stack", f"proj/stack-{n:03d}", T0, [public, tags] * 50,
+                           packs=[("baseline", 1, ["prod"], False),
+                                  ("tagging", 1, ["prod", "shared"], False)])
+                for n in range(90)], summary=False)
+            async with pool.acquire() as conn:
+                await migrate(conn)
+            # the 4,097th violation is the 97th of the 41st stack
+            assert await pool.fetch("SELECT entity_type, first_key FROM entity_blocks") == \
+                [("stack", "proj/stack-040"), ("stack", "proj/stack-081")]
+            await assert_as_rebuilt(pool, oid)
+        finally:
+            await pool.close()
+
+
 def stored_before() -> list[Evaluation]:
     at = datetime(2025, 6, 1, tzinfo=UTC)
     public = SeededViolation("baseline", "no-public", "mandatory", ["prod"])
@@ -275,3 +301,65 @@ def stored_before() -> list[Evaluation]:
                    [SeededViolation("baseline", "encryption", "advisory",
                                     ["default-account-policy-group"], version=2)]),
     ]
+
+
+async def entity_block_rows(pool: asyncpg.Pool, oid: int) -> dict[str, dict[str, int]]:
+    """Each block's first key -> its violations by level, counted from the current
+    violations."""
+    rows = await pool.fetch("""
+        SELECT coalesce((SELECT max(first_key) FROM entity_blocks b
+                         WHERE b.org_id = c.org_id AND b.entity_type = c.entity_type
+                           AND b.first_key <= c.entity_key), '') AS first_key,
+               level, count(*) AS n
+        FROM current_violations c WHERE org_id = $1 GROUP BY 1, 2""", oid)
+    blocks: dict[str, dict[str, int]] = {}
+    for r in rows:
+        blocks.setdefault(r["first_key"], {})[r["level"]] = r["n"]
+    return blocks
+
+
+async def test_blocks_of_entities_split_as_they_fill(pool: asyncpg.Pool, new_org) -> None:
+    """Stores that fill a block of entities past the limit split it at its middle
+    entity, also while other writers of the org store; the counts then hold each
+    block's rows, as rebuilt from scratch, and one entity's rows stay one block."""
+    org, _ = await new_org()
+    oid = await org_id(pool, org)
+    limit = 6
+    stacks = [f"proj/stack-{n:02d}" for n in range(30)]
+    random.Random(5).shuffle(stacks)
+
+    def evaluated(key: str, n: int) -> Finished:
+        found = [("no-public", "mandatory")] * (n % 4 + 1) + [("encryption", "advisory")] * 2
+        return finished(oid, key, T0 + timedelta(minutes=n),
+                        run("baseline", 1, ["prod"] if n % 2 else ["prod", "shared"], *found))
+
+    async def writer(keys: list[str], first: int) -> None:
+        async with pool.acquire() as conn:
+            for n, key in enumerate(keys, first):
+                await store_batch(conn, [evaluated(key, n)], split_limit=limit)
+
+    await asyncio.gather(writer(stacks[::2], 0), writer(stacks[1::2], 100))
+    # a later evaluation of some: their violations move within their block
+    await writer(stacks[:10], 200)
+    blocks = await entity_block_rows(pool, oid)
+    assert len(blocks) >= 4
+    # a block is split once a store fills it past the limit, and a store adds at most
+    # 4 violations of a level: no block passes the limit by more than that
+    assert max(n for levels in blocks.values() for n in levels.values()) <= limit + 4
+    await assert_as_rebuilt(pool, oid)
+
+    # one entity with more violations of a level than the limit: its rows are split off
+    # from the others' into a block of their own, and that block no further
+    def huge(n: int, at: int) -> Finished:
+        return finished(oid, "zz/huge", T0 + timedelta(hours=at),
+                        run("baseline", 1, ["prod"], *[("no-public", "mandatory")] * n))
+
+    async with pool.acquire() as conn:
+        await store_batch(conn, [huge(20, 1)], split_limit=limit)
+        for k in range(3):
+            await store_batch(conn, [evaluated(f"zz/more-{k}", 0)], split_limit=limit)
+        await store_batch(conn, [huge(21, 2)], split_limit=limit)
+    blocks = await entity_block_rows(pool, oid)
+    assert blocks["zz/huge"] == {"mandatory": 21}
+    assert sum(blocks[max(blocks)].values()) == 9  # the three others after it
+    await assert_as_rebuilt(pool, oid)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import asyncpg
 import pytest
@@ -74,14 +75,20 @@ async def test_pages_by_number_of_the_id_order_start_at_their_range_of_ids(
                 (c for c in current if _matches(c, filters)),
                 key=lambda c: (c.violation.level, c.id) if sort else (c.id,),
                 reverse=bool(sort) and sort[0][1])]
-            for size in (7, 40):
-                for offset in range(0, len(expected) + size, size):
-                    page = await result_pages.fetch_page(pool, query, offset, size)
-                    assert [r["violation_id"] for r in page.rows] == \
-                        expected[offset:offset + size], (filters, size, offset)
-                    assert page.total == len(expected)
+            await _assert_every_page(pool, query, expected, filters, sort)
     finally:
         await pool.execute("DELETE FROM orgs WHERE id = $1", org_id)
+
+
+async def _assert_every_page(pool: asyncpg.Pool, query: result_queries.PagedQuery,
+                             expected: list[int], *label: Any) -> None:
+    """Every page by number, of two sizes, holds the expected ids, with the exact total."""
+    for size in (7, 40):
+        for offset in range(0, len(expected) + size, size):
+            page = await result_pages.fetch_page(pool, query, offset, size)
+            assert [r["violation_id"] for r in page.rows] == \
+                expected[offset:offset + size], (*label, size, offset)
+            assert page.total == len(expected)
 
 
 def _matches(c: Current, filters: dict[str, str]) -> bool:
@@ -137,11 +144,59 @@ async def test_pages_by_number_sorted_by_observed_at_start_at_their_time(
             expected = [c.id for c in sorted(by_time, key=lambda c: c.violation.level,
                                              reverse=sort[0][1])] if len(sort) > 1 else \
                 [c.id for c in by_time]
-            for size in (7, 40):
-                for offset in range(0, len(expected) + size, size):
-                    page = await result_pages.fetch_page(pool, query, offset, size)
-                    assert [r["violation_id"] for r in page.rows] == \
-                        expected[offset:offset + size], (filters, sort, size, offset)
-                    assert page.total == len(expected)
+            await _assert_every_page(pool, query, expected, filters, sort)
+    finally:
+        await pool.execute("DELETE FROM orgs WHERE id = $1", org_id)
+
+
+# sort key -> the value it orders a current violation by
+def _sort_values(at: dict[int, Any]) -> dict[str, Any]:
+    return {"entity": lambda c: (c.evaluation.entity_type, c.evaluation.entity_key),
+            "level": lambda c: c.violation.level, "pack": lambda c: c.violation.pack,
+            "observedAt": lambda c: at[c.id]}
+
+
+def _in_order(current: list[Current], sort: tuple[tuple[str, bool], ...],
+              at: dict[int, Any]) -> list[int]:
+    """The ids in the sort's order: stable sorts from the last key to the first, after
+    the id (in the last key's direction)."""
+    ordered = sorted(current, key=lambda c: c.id, reverse=sort[-1][1])
+    for name, descending in reversed(sort):
+        ordered.sort(key=_sort_values(at)[name], reverse=descending)
+    return [c.id for c in ordered]
+
+
+@pytest.mark.parametrize("block_rows", [1, 9, 60, 10_000])
+async def test_pages_by_number_sorted_by_entity_start_at_their_block(
+        pool: asyncpg.Pool, block_rows: int) -> None:
+    """Pages by number of a sort led by entity (or by level, then entity) start at the
+    block of entities that holds them (``gavel.entity_blocks``), from either end of the
+    list: with blocks of one entity, of a few, of many and one block, every page of
+    every such order is the one expected, with each filter the block counts are kept by
+    (blocks without a row of the filter's among them) and one they are not (pack)."""
+    org_id, _ = await create_org(pool, f"org-{uuid.uuid4().hex[:8]}")
+    try:
+        current = await seed(pool, org_id, [_evaluation(e, 1 + (e * 7) % 12, e % 9)
+                                            for e in range(40)], block_rows=block_rows)
+        blocks = await pool.fetchval("SELECT count(*) FROM entity_blocks WHERE org_id = $1",
+                                     org_id)
+        assert (blocks > 0) == (block_rows < len(current))
+        observed = await pool.fetch("SELECT violation_id, observed_at FROM current_violations"
+                                    " WHERE org_id = $1", org_id)
+        at = {r["violation_id"]: r["observed_at"] for r in observed}
+        for filters, sort in (
+                ({}, (("entity", False),)), ({}, (("entity", True),)),
+                ({"group": "shared"}, (("entity", False), ("observedAt", True))),
+                ({"level": "mandatory"}, (("entity", True), ("pack", False))),
+                ({"entityType": "account", "group": "prod"}, (("entity", True),)),
+                ({"entityType": "stack"}, (("entity", False), ("observedAt", False))),
+                ({"pack": "pack-1"}, (("entity", False),)),
+                ({}, (("level", False), ("entity", False))),
+                ({"group": "shared"}, (("level", True), ("entity", True),
+                                       ("observedAt", False))),
+                ({"level": "advisory"}, (("level", True), ("entity", False)))):
+            query = result_queries.violation_query(org_id, filters, sort)
+            expected = _in_order([c for c in current if _matches(c, filters)], sort, at)
+            await _assert_every_page(pool, query, expected, filters, sort)
     finally:
         await pool.execute("DELETE FROM orgs WHERE id = $1", org_id)
