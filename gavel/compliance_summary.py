@@ -108,28 +108,27 @@ per_skip AS (
          JOIN per_pack p USING (sign, org_id, entity_type, entity_key, group_name, pack,
                                 pack_version)
     WHERE NOT p.errored AND d.runs = p.runs),
-per_range AS (  -- rows sharing their groups are added up before they are unnested
+per_entity AS (  -- added up before the groups are unnested, for the ranges and blocks
+    SELECT sign, org_id, entity_type, entity_key, groups, level,
+           violation_id >> {compliance.ID_RANGE_BITS} AS id_range, count(*) AS n,
+           min(observed_at) FILTER (WHERE sign = 1) AS first_observed_at,
+           max(observed_at) FILTER (WHERE sign = 1) AS last_observed_at
+    FROM found GROUP BY sign, org_id, entity_type, entity_key, groups, level, id_range),
+per_range AS (
     SELECT sign, org_id, entity_type, group_name, level, id_range, sum(n) AS violations,
            min(first_observed_at) AS first_observed_at,
            max(last_observed_at) AS last_observed_at
-    FROM (SELECT sign, org_id, entity_type, groups, level,
-                 violation_id >> {compliance.ID_RANGE_BITS} AS id_range, count(*) AS n,
-                 min(observed_at) FILTER (WHERE sign = 1) AS first_observed_at,
-                 max(observed_at) FILTER (WHERE sign = 1) AS last_observed_at
-          FROM found GROUP BY sign, org_id, entity_type, groups, level, id_range) AS f
-         CROSS JOIN LATERAL unnest(array_append(groups, '')) AS group_name
+    FROM per_entity CROSS JOIN LATERAL unnest(array_append(groups, '')) AS group_name
     GROUP BY sign, org_id, entity_type, group_name, level, id_range),
 blocks AS MATERIALIZED (  -- each entity's block looked up once, not once per row
     SELECT e.org_id, e.entity_type, e.entity_key,
            coalesce((SELECT max(b.first_key) FROM entity_blocks b
                      WHERE b.org_id = e.org_id AND b.entity_type = e.entity_type
                        AND b.first_key <= e.entity_key), '') AS first_key
-    FROM (SELECT DISTINCT org_id, entity_type, entity_key FROM found) AS e),
+    FROM (SELECT DISTINCT org_id, entity_type, entity_key FROM per_entity) AS e),
 per_block AS (
     SELECT sign, org_id, entity_type, group_name, level, first_key, sum(n) AS violations
-    FROM (SELECT sign, org_id, entity_type, entity_key, groups, level, count(*) AS n
-          FROM found GROUP BY sign, org_id, entity_type, entity_key, groups, level) AS f
-         JOIN blocks USING (org_id, entity_type, entity_key)
+    FROM per_entity JOIN blocks USING (org_id, entity_type, entity_key)
          CROSS JOIN LATERAL unnest(array_append(groups, '')) AS group_name
     GROUP BY sign, org_id, entity_type, group_name, level, first_key),
 counted AS (

@@ -9,7 +9,7 @@ in its entity's block (``entity_block_counts``, per group, entity type and level
 
 A block whose violations of one level pass a limit is split in two at its middle
 entity (``split``), its counts moved with the rows. Every transaction that reads the
-blocks to count violations holds the org's lock shared (``SHARED_LOCKS``), and a split
+blocks to count violations holds the org's lock shared (``shared_locks_sql``), and a split
 holds it alone: so it moves exactly what the stores before it counted, and the stores
 after it count in the new blocks.
 """
@@ -56,12 +56,12 @@ class Block:
     first_key: str
 
 
-# the rows of a block: $1 org, $2 entity type, $3 its first key, $4 the next block's
-# (NULL: none follows)
-_IN_BLOCK = """
-FROM current_violations
-WHERE org_id = $1 AND entity_type = $2 AND entity_key >= $3
+# the rows of a block from a key on: $1 org, $2 entity type, ``first`` the key (the
+# block's first, $3), $4 the next block's first key (NULL: none follows)
+_FROM_KEY = """
+WHERE org_id = $1 AND entity_type = $2 AND entity_key >= {first}
   AND ($4::text IS NULL OR entity_key < $4)"""
+_IN_BLOCK = "FROM current_violations" + _FROM_KEY.format(first="$3")
 _NEXT = """
 SELECT min(first_key) FROM entity_blocks
 WHERE org_id = $1 AND entity_type = $2 AND first_key > $3
@@ -71,12 +71,11 @@ _MIDDLE = f"SELECT entity_key {_IN_BLOCK} ORDER BY entity_key OFFSET $5 LIMIT 1"
 _AFTER = f"SELECT min(entity_key) {_IN_BLOCK} AND entity_key > $5"
 _LOWEST = f"SELECT min(entity_key) {_IN_BLOCK}"
 # Move the counts of the rows from $5 on (to $4, the next block) into the new block $5.
-_MOVE = """
+_MOVE = f"""
 WITH moved AS (
     SELECT group_name, level, count(*)::int AS n
     FROM current_violations CROSS JOIN LATERAL unnest(array_append(groups, '')) AS group_name
-    WHERE org_id = $1 AND entity_type = $2 AND entity_key >= $5
-      AND ($4::text IS NULL OR entity_key < $4)
+    {_FROM_KEY.format(first="$5").strip()}
     GROUP BY group_name, level),
 taken AS (
     UPDATE entity_block_counts t SET violations = t.violations - m.n

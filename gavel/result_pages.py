@@ -197,6 +197,7 @@ async def _start(pool: asyncpg.Pool, query: PagedQuery, kept: compliance.KeptCou
         if not levels:
             return None
         prefix, kept, rest = (levels[0],), replace(kept, level=levels[0]), rest[1:]
+        counts = {key: n for key, n in counts.items() if key[1] == levels[0]}
     descending = read.columns[-1].descending
     if rest == ("violation_id",):
         landing = await kept.id_landing(pool, descending, within)
@@ -215,21 +216,18 @@ async def _start(pool: asyncpg.Pool, query: PagedQuery, kept: compliance.KeptCou
                       within - observed.rows_before(from_at))
     if rest[:2] == ("entity_type", "entity_key"):
         return await _entity_start(pool, kept, read.columns[len(prefix)].descending, counts,
-                                   prefix, skip, within)
+                                   bool(prefix), skip, within)
     return None
 
 
 async def _entity_start(pool: asyncpg.Pool, kept: compliance.KeptCounts, descending: bool,
-                        counts: dict[tuple[str, str], int], level: tuple[Any, ...], skip: int,
+                        counts: dict[tuple[str, str], int], after_level: bool, skip: int,
                         within: int) -> _Start | None:
-    """Where a page by number of a sort by entity (after the level ``level``, if given)
-    starts: at the block of entities that holds it (of the entity type that does), in
-    the branch of its entity type, or of its level. ``within``: the rows of that level
-    to skip."""
-    sizes: dict[str, int] = {}
-    for (entity_type, counted_level), n in counts.items():
-        if not level or counted_level == level[0]:
-            sizes[entity_type] = sizes.get(entity_type, 0) + n
+    """Where a page by number of a sort by entity (after the level, if ``after_level``:
+    ``kept`` and ``counts`` are then the level's) starts: at the block of entities that
+    holds it (of the entity type that does), in the branch of its entity type, or of its
+    level. ``within``: the rows of that level to skip."""
+    sizes = compliance.counted_by(counts, "entity_type") or {}
     types, in_type = result_queries.skip_branches(sizes, sorted(sizes, reverse=descending),
                                                   within)
     if not types:
@@ -239,11 +237,11 @@ async def _entity_start(pool: asyncpg.Pool, kept: compliance.KeptCounts, descend
         pool, descending, in_type)
     if landing is None:
         return None
-    branch = level[0] if level else entity_type
+    branch = kept.level if after_level else entity_type
     # Where the branch holds one entity type the condition is on the key alone: an index
     # scan starts at a row comparison led by a column an equality also fixes only after
     # walking the rows before it.
-    one_type = not level or kept.entity_type is not None
+    one_type = not after_level or kept.entity_type is not None
     columns, values = (("entity_key",), ()) if one_type else (("entity_type", "entity_key"),
                                                                 (entity_type,))
     rows_from = None
@@ -255,7 +253,7 @@ async def _entity_start(pool: asyncpg.Pool, kept: compliance.KeptCounts, descend
         rows_from = From(("entity_type",), "<=", (entity_type,), branch)
     # the condition leaves out the blocks before, and in a level's branch the rows of the
     # entity types before
-    left_out = landing.before + (within - in_type if level else 0)
+    left_out = landing.before + (within - in_type if after_level else 0)
     return _Start(None, rows_from, skip - left_out)
 
 
