@@ -315,6 +315,13 @@ def violation_shapes(org_id: int, total: int) -> Iterator[Shape]:
                 matching_depth=depth)
 
 
+def _shown(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.date().isoformat() if value.time() == datetime.min.time() \
+            else value.isoformat(timespec="minutes").removesuffix("+00:00")
+    return value
+
+
 def evaluation_shapes(org_id: int, total: int, not_blocking: int) -> Iterator[Shape]:
     def e(label: str, filters: dict[str, Any], depth: float = 0.0, via: str = "number",
           size: int = 100) -> Paged:
@@ -335,10 +342,20 @@ def evaluation_shapes(org_id: int, total: int, not_blocking: int) -> Iterator[Sh
                         ("kind", "update"), ("outcome", "pass"), ("blocking", True),
                         ("blocking", False), ("since", BASE + timedelta(days=4)),
                         ("until", BASE + timedelta(days=1)), ("audit", AUDIT)):
-        shown = value.date().isoformat() if isinstance(value, datetime) else value
-        yield e(f"filter {name}={shown}", {name: value})
+        yield e(f"filter {name}={_shown(value)}", {name: value})
     yield e("filter blocking=False, next link at 90%", {"blocking": False}, depth=0.9,
             via="after")
+    # deep by number with the filters the counts by hour are kept by, and one they are not
+    windows: list[dict[str, Any]] = [
+        {"since": BASE + timedelta(days=1)},
+        {"since": BASE + timedelta(hours=12, minutes=7),
+         "until": BASE + timedelta(days=4, hours=6, minutes=31), "kind": "update"}]
+    for filters in ({"kind": "update"}, {"entityType": "account"},
+                    {"entityType": "stack", "kind": "refresh"}, *windows, {"outcome": "pass"}):
+        shown = ", ".join(f"{k}={_shown(v)}" for k, v in filters.items())
+        for depth in (0.5, 0.9):
+            yield Paged(f"evaluations: filter {shown}, deep page ({depth:.0%})",
+                        result_queries.evaluation_query(org_id, filters), matching_depth=depth)
 
 
 def compliance_shapes(org_id: int) -> Iterator[Shape]:

@@ -8,7 +8,10 @@ the order by id (alone or after the level) starting at the range of ids that hol
 page, the order by observedAt (alone or after the level) at the time the ranges of ids
 place it (``gavel.observed_landing``), a sort by entity (alone or after the level) at
 the block of entities that holds it (``gavel.entity_blocks``), and a sort led by pack
-or policy at the value that does.
+or policy at the value that does. The evaluation history, filtered at most by entity
+type, kind and the time received, has its total exact from the counts of evaluations
+by hour received, and reads a page given by number from the nearer end of the list, at
+the hour that holds it (``gavel.evaluation_counts``).
 Otherwise totals are exact up to EXACT_COUNT_LIMIT and the planner's
 estimate beyond, kept consistent with what the page saw (see ``fetch_page``). A page
 read backwards (``Seek.before``, the last page) comes back in the list's order.
@@ -26,6 +29,7 @@ import asyncpg
 import orjson
 
 from gavel import compliance, observed_landing, result_queries
+from gavel.evaluation_counts import HOUR, ReceivedCounts
 from gavel.keyset import Order
 from gavel.result_queries import From, PagedQuery, Seek
 
@@ -72,6 +76,8 @@ async def _count(pool: asyncpg.Pool, query: PagedQuery) -> tuple[int, int | None
     (the total, None) for a query with kept counts."""
     if query.kept is not None:
         return sum((await query.kept.read(pool)).values()), None
+    if query.received is not None:
+        return await query.received.total(pool), None
     async with _connection(pool, query) as conn:
         counted = int(await conn.fetchval(query.count_sql, *query.params,
                                           EXACT_COUNT_LIMIT + 1))
@@ -102,9 +108,11 @@ async def fetch_page(pool: asyncpg.Pool, query: PagedQuery, offset: int, limit: 
     estimate, kept consistent with what the page saw so that ``next`` is offered
     exactly while rows remain. The page and the count run concurrently on two
     connections. With kept counts the total is exact, and a page by number past the
-    first is read from the nearer end (``_by_number``)."""
+    first is read from the nearer end (``_by_number``, ``_by_hour``)."""
     if seek is None and offset and query.kept is not None:
         return await _by_number(pool, query, query.kept, offset, limit)
+    if seek is None and offset and query.received is not None:
+        return await _by_hour(pool, query, query.received, offset, limit)
     listed = await listed_values(pool, query, offset, seek)
     sql, params = query.page(limit + 1, 0 if seek else offset, seek, listed)
     rows, (counted, estimate) = await asyncio.gather(_fetch(pool, query, sql, params),
@@ -158,6 +166,28 @@ async def _by_number(pool: asyncpg.Pool, query: PagedQuery, kept: compliance.Kep
     sql, params = query.page(min(limit, total - offset), skip, seek, None, sizes, rows_from)
     rows = await _fetch(pool, query, sql, params)
     return ResultPage(rows[::-1] if backwards else rows, total, exact=True)
+
+
+async def _by_hour(pool: asyncpg.Pool, query: PagedQuery, counts: ReceivedCounts,
+                   offset: int, limit: int) -> ResultPage:
+    """A page of the evaluation history past the first by its number: read from the
+    nearer end of the list, from the hour that holds it, skipping only the rows of that
+    hour before it (``gavel.evaluation_counts``)."""
+    total, landing = await counts.landing(pool, offset, limit)
+    if offset >= total:
+        return ResultPage([], total, exact=True)
+    size = min(limit, total - offset)
+    if landing is None:  # the counts of the days and of the hours disagree
+        sql, params = query.page(size, offset)
+        return ResultPage(await _fetch(pool, query, sql, params), total, exact=True)
+    received = query.order.columns[0].name
+    if landing.backwards:
+        start = From((received,), ">=", (landing.hour,))
+        sql, params = query.page(size, landing.skip, Seek.end(), start=start)
+        return ResultPage((await _fetch(pool, query, sql, params))[::-1], total, exact=True)
+    start = From((received,), "<", (landing.hour + HOUR,))
+    sql, params = query.page(size, landing.skip, start=start)
+    return ResultPage(await _fetch(pool, query, sql, params), total, exact=True)
 
 
 def _nearer_from_the_end(query: PagedQuery, sizes: dict[str, int] | None, offset: int,

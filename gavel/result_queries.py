@@ -22,6 +22,7 @@ from typing import Any
 import asyncpg
 
 from gavel import compliance, keyset
+from gavel.evaluation_counts import ReceivedCounts
 from gavel.evaluations import entity_view
 from gavel.keyset import Column, Order
 
@@ -182,6 +183,8 @@ class PagedQuery:
     planned_for_values: bool = False
     # how many rows match, exact, from counts kept as the rows are written
     kept: compliance.KeptCounts | None = None
+    # how many evaluations match, exact, by the hour they came (the history's)
+    received: ReceivedCounts | None = None
 
     @property
     def params(self) -> tuple[Any, ...]:
@@ -356,7 +359,7 @@ t.id, t.event_id, t.entity_type, t.entity_key, t.kind, t.status, t.outcome, t.bl
        CASE WHEN t.status = 'finished' THEN
            (SELECT coalesce(sum((p ->> 'violations')::int), 0)
             FROM jsonb_array_elements(t.packs) AS p) END AS violation_count""",
-                      where, EVALUATION_ORDER)
+                      where, EVALUATION_ORDER, received=ReceivedCounts.of(org_id, filters))
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -15,11 +15,15 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
+from gavel.evaluation_counts import LOCK_CLASS
+
 # Batches walk (finished_at, id) upwards from where the previous one stopped, so
-# the old latest evaluations that are kept are stepped over once, not per batch.
-_DELETE_EVALUATIONS = """
-WITH doomed AS (
-    SELECT e.id, e.finished_at FROM evaluations e
+# the old latest evaluations that are kept are stepped over once, not per batch. The
+# orgs' locks for counting their evaluations are taken first, in order (as the trigger
+# counting them at commit would take them in the order the rows were deleted).
+_DELETE_EVALUATIONS = f"""
+WITH doomed AS MATERIALIZED (
+    SELECT e.id, e.org_id, e.finished_at FROM evaluations e
     WHERE e.status = 'finished' AND e.finished_at < now() - $1::interval
       AND (e.finished_at, e.id) > ($2::timestamptz, $3::uuid)
       AND EXISTS (SELECT 1 FROM latest_evaluations l
@@ -27,8 +31,12 @@ WITH doomed AS (
                     AND l.entity_key = e.entity_key AND l.evaluation_id <> e.id)
     ORDER BY e.finished_at, e.id
     LIMIT $4
+),
+locked AS MATERIALIZED (
+    SELECT count(pg_advisory_xact_lock({LOCK_CLASS}, (org_id & 2147483647)::int)) AS orgs
+    FROM (SELECT DISTINCT org_id FROM doomed ORDER BY org_id) AS o
 )
-DELETE FROM evaluations e USING doomed WHERE e.id = doomed.id
+DELETE FROM evaluations e USING doomed, locked WHERE e.id = doomed.id
 RETURNING e.finished_at, e.id
 """
 _DELETE_AUDITS = """

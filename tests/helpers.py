@@ -9,8 +9,9 @@ from contextlib import asynccontextmanager
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from gavel.db import create_pool
 from gavel.migrations import discover, migrate
-from gavel.settings import KafkaSettings
+from gavel.settings import DatabaseSettings, KafkaSettings
 
 
 def auth(token: str) -> dict[str, str]:
@@ -48,3 +49,35 @@ async def migrated_database(base_url: str, name: str,
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@asynccontextmanager
+async def pool_migrated_before(base_url: str, database: DatabaseSettings, name: str,
+                               before: int) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on database ``name``, created beside ``base_url`` and migrated only below
+    ``before`` (a test writes what was there before, then migrates the rest)."""
+    async with migrated_database(base_url, name, before) as url:
+        pool = await create_pool(database.model_copy(update={"url": url}))
+        try:
+            yield pool
+        finally:
+            await pool.close()
+
+
+# an org's evaluations counted by hour and day received, entity type and kind, as
+# evaluation_counts should hold them
+_EVALUATIONS_RECOUNTED = """
+SELECT s.span, date_trunc(s.span, e.received_at, 'UTC') AS received, e.entity_type, e.kind,
+       count(*) AS evaluations
+FROM evaluations e CROSS JOIN (VALUES ('hour'), ('day')) AS s(span)
+WHERE e.org_id = $1 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+"""
+
+
+async def assert_evaluations_counted(pool: asyncpg.Pool, org_id: int) -> None:
+    """The org's kept counts of evaluations received are those of its evaluations."""
+    kept = await pool.fetch("SELECT span, received, entity_type, kind, evaluations "
+                            "FROM evaluation_counts WHERE org_id = $1 ORDER BY 1, 2, 3, 4",
+                            org_id)
+    assert [tuple(r) for r in kept] == [
+        tuple(r) for r in await pool.fetch(_EVALUATIONS_RECOUNTED, org_id)]

@@ -32,8 +32,10 @@ _META = {"type": "object", "properties": {"page": {"type": "object", "properties
     "total_estimated": {"type": "boolean", "description":
                         "past 10,000 matches the total (and so the last page) is the "
                         "database's estimate, except on the violations lists unless "
-                        "filtered by entity or urn (their total is always exact); next "
-                        "links are exact either way"}}}}}
+                        "filtered by entity or urn, and on the evaluation history "
+                        "unless filtered by entity, outcome, status, blocking or audit "
+                        "(their total is always exact); next links are exact either "
+                        "way"}}}}}
 
 
 def _paged(key: str, item: dict[str, Any]) -> dict[str, Any]:

@@ -12,8 +12,9 @@ from aiohttp.test_utils import TestClient
 from api.audit_planner import AuditPlanner
 from gavel.settings import Settings
 from tests.group_api import GroupApi, error_of, stack_ref
-from tests.helpers import auth
+from tests.helpers import assert_evaluations_counted, auth
 from tests.policy_setup import BASELINE
+from tests.policy_setup import org_id as org_id_of
 
 STACKS = 200
 
@@ -122,7 +123,7 @@ async def test_adding_a_pack_audits_the_group_by_itself(
 
 
 async def test_audit_progress_moves_forward_and_counts_match_violations(
-        client: TestClient, worker: Any, new_org) -> None:
+        client: TestClient, worker: Any, new_org, pool: asyncpg.Pool) -> None:
     org, token = await new_org()
     pack = await publish_baseline(client, org, token)
     api = await estate(client, org, token, "estate", STACKS)
@@ -153,6 +154,16 @@ async def test_audit_progress_moves_forward_and_counts_match_violations(
     for level, count in EXPECTED.items():
         assert await violation_count(client, org, token, level=level) == count
     assert audit["startedAt"] <= audit["finishedAt"]
+    # the worker's stores keep the counts of evaluations received, and the history's total
+    org_id = await org_id_of(pool, org)
+    await assert_evaluations_counted(pool, org_id)
+    audited = await pool.fetchval(
+        "SELECT count(*) FROM evaluations WHERE org_id = $1 AND kind = 'audit'", org_id)
+    resp = await client.get(f"/api/orgs/{org}/evaluations?filter[kind]=audit&page[size]=1",
+                            headers=auth(token))
+    meta = (await resp.json())["meta"]["page"]
+    assert (meta["total"], meta["total_estimated"]) == (audited, False)
+    assert audited >= 2 * STACKS
 
 
 async def test_an_org_audit_covers_every_audit_group_and_skips_preventative_ones(

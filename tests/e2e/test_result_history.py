@@ -13,6 +13,7 @@ import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient
 
+from gavel import result_pages
 from gavel.orgs import create_org
 from tests.result_client import fetch_all, fetch_backwards, fetch_by_number, get, link_query
 from tests.result_seed import BASE_TIME, Evaluation, Violation, seed
@@ -191,6 +192,30 @@ async def test_following_links_returns_each_evaluation_once_in_order(
     assert [i["id"] for i in by_number] == [str(e.id) for e in ordered]
     backwards = await fetch_backwards(client, token, first["links"]["last"], key="evaluations")
     assert [i["id"] for i in backwards] == [str(e.id) for e in ordered]
+
+
+@pytest.mark.parametrize(("query", "counted"), [
+    ("", True), ("filter[kind]=update", True), ("filter[entityType]=stack", True),
+    ("filter[blocking]=false", False)])
+async def test_the_total_is_exact_by_the_counts_of_evaluations_received(
+        client: TestClient, tied, monkeypatch: pytest.MonkeyPatch, query: str,
+        counted: bool) -> None:
+    # past the exact-count limit the total is the planner's estimate, unless the counts by
+    # hour received are kept by every filter
+    monkeypatch.setattr(result_pages, "EXACT_COUNT_LIMIT", 10)
+    org, token, seeded = tied
+    name, _, value = query.removeprefix("filter[").partition("]=")
+    expected = _expected(seeded, name, value) if query else {str(e.id) for e in seeded}
+    url = f"/api/orgs/{org}/evaluations?{query}"
+    for number in (0, 2, 4):
+        body = await get(client, token, f"{url}&page[size]=7&page[number]={number}")
+        # (the last page of an estimated total tells it exactly)
+        if body["links"]["next"] is not None:
+            assert body["meta"]["page"]["total_estimated"] is not counted
+        if counted:
+            assert not body["meta"]["page"]["total_estimated"]
+            assert body["meta"]["page"]["total"] == len(expected)
+            assert body["meta"]["page"]["last_number"] == (len(expected) - 1) // 7
 
 
 async def test_an_evaluation_token_is_refused_elsewhere(client: TestClient, tied) -> None:

@@ -15,12 +15,11 @@ from typing import Any
 import asyncpg
 
 from gavel import compliance, compliance_summary
-from gavel.db import create_pool
 from gavel.migrations import migrate
 from gavel.orgs import create_org
 from gavel.settings import Settings
 from tests.compliance_oracle import compliance_from_current_state
-from tests.helpers import migrated_database
+from tests.helpers import pool_migrated_before
 from tests.policy_setup import org_id, publish
 from tests.result_seed import Evaluation, seed
 from tests.result_seed import Violation as SeededViolation
@@ -240,44 +239,36 @@ async def test_concurrent_writers_of_one_org_add_up(pool: asyncpg.Pool, new_org)
 
 async def test_migration_fills_the_summary_from_stored_results(
         stack_env: dict[str, str], settings: Settings, session_id: str) -> None:
-    async with migrated_database(stack_env["GAVEL_DATABASE_URL"],
-                                 f"gavel_test_{session_id}_summary", before=6) as url:
-        pool = await create_pool(settings.database.model_copy(update={"url": url}))
-        try:
-            oid, _ = await create_org(pool, "before")
-            await seed(pool, oid, stored_before(), summary=False)
-            async with pool.acquire() as conn:
-                await migrate(conn)
-            assert (await answers(pool, oid))[0][0]
-            await assert_as_rebuilt(pool, oid)
-        finally:
-            await pool.close()
+    async with pool_migrated_before(stack_env["GAVEL_DATABASE_URL"], settings.database,
+                                    f"gavel_test_{session_id}_summary", 6) as pool:
+        oid, _ = await create_org(pool, "before")
+        await seed(pool, oid, stored_before(), summary=False)
+        async with pool.acquire() as conn:
+            await migrate(conn)
+        assert (await answers(pool, oid))[0][0]
+        await assert_as_rebuilt(pool, oid)
 
 
 async def test_migration_cuts_the_entities_into_counted_blocks(
         stack_env: dict[str, str], settings: Settings, session_id: str) -> None:
     """Past 4,096 current violations of an entity type, the migration that adds the
     blocks of entities starts a block, and counts them as the worker would."""
-    async with migrated_database(stack_env["GAVEL_DATABASE_URL"],
-                                 f"gavel_test_{session_id}_blocks", before=6) as url:
-        pool = await create_pool(settings.database.model_copy(update={"url": url}))
-        try:
-            oid, _ = await create_org(pool, "before")
-            public = SeededViolation("baseline", "no-public", "mandatory", ["prod"])
-            tags = SeededViolation("tagging", "required-tags", "advisory", ["prod", "shared"])
-            await seed(pool, oid, [
-                Evaluation("stack", f"proj/stack-{n:03d}", T0, [public, tags] * 50,
-                           packs=[("baseline", 1, ["prod"], False),
-                                  ("tagging", 1, ["prod", "shared"], False)])
-                for n in range(90)], summary=False)
-            async with pool.acquire() as conn:
-                await migrate(conn)
-            # the 4,097th violation is the 97th of the 41st stack
-            assert await pool.fetch("SELECT entity_type, first_key FROM entity_blocks") == \
-                [("stack", "proj/stack-040"), ("stack", "proj/stack-081")]
-            await assert_as_rebuilt(pool, oid)
-        finally:
-            await pool.close()
+    async with pool_migrated_before(stack_env["GAVEL_DATABASE_URL"], settings.database,
+                                    f"gavel_test_{session_id}_blocks", 6) as pool:
+        oid, _ = await create_org(pool, "before")
+        public = SeededViolation("baseline", "no-public", "mandatory", ["prod"])
+        tags = SeededViolation("tagging", "required-tags", "advisory", ["prod", "shared"])
+        await seed(pool, oid, [
+            Evaluation("stack", f"proj/stack-{n:03d}", T0, [public, tags] * 50,
+                       packs=[("baseline", 1, ["prod"], False),
+                              ("tagging", 1, ["prod", "shared"], False)])
+            for n in range(90)], summary=False)
+        async with pool.acquire() as conn:
+            await migrate(conn)
+        # the 4,097th violation is the 97th of the 41st stack
+        assert await pool.fetch("SELECT entity_type, first_key FROM entity_blocks") == \
+            [("stack", "proj/stack-040"), ("stack", "proj/stack-081")]
+        await assert_as_rebuilt(pool, oid)
 
 
 def stored_before() -> list[Evaluation]:

@@ -10,8 +10,10 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from api.retention_job import LEADER_LOCK, RetentionJob
+from gavel.evaluation_counts import LOCK_CLASS
 from gavel.retention import delete_expired
 from gavel.settings import Settings
+from tests.helpers import assert_evaluations_counted
 from tests.policy_setup import org_id
 
 RETENTION = timedelta(days=30)
@@ -144,3 +146,62 @@ async def test_one_process_runs_retention(pool: asyncpg.Pool, settings: Settings
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         await leader.close()
+
+
+async def test_history_counts_stay_exact_beside_writers_of_the_same_orgs(
+        pool: asyncpg.Pool, new_org) -> None:
+    # retention deletes the oldest first, here the newest org's; writers that store
+    # several orgs in one transaction (as the worker does, in the order of their ids)
+    # commit meanwhile: each counts its orgs in order, nobody waits for another forever
+    orgs = sorted([await org_id(pool, (await new_org())[0]) for _ in range(3)])
+    for n, oid in enumerate(orgs):
+        for i in range(30):
+            await evaluation(pool, oid, f"web/s{i % 3}", 100 - 20 * n - i / 10)
+        for i in range(3):
+            await evaluation(pool, oid, f"web/s{i}", 1, latest=True)
+
+    async def store(first: int) -> None:
+        for _ in range(8):
+            async with pool.acquire() as conn, conn.transaction():
+                for oid in orgs:
+                    await conn.execute(
+                        """INSERT INTO evaluations (id, org_id, event_id, entity_type,
+                                                    entity_key, kind, status, occurred_at)
+                           SELECT id, $1, id::text, 'stack', 'web/s0', 'audit', 'pending',
+                                  now()
+                           FROM (SELECT gen_random_uuid() AS id
+                                 FROM generate_series(1, $2)) AS g""", oid, 2 + first % 3)
+
+    deleted, *_ = await asyncio.gather(delete_expired(pool, RETENTION, 7), store(1), store(2))
+    assert deleted.evaluations == 90
+    for oid in orgs:
+        await assert_evaluations_counted(pool, oid)
+
+
+async def test_retention_takes_the_orgs_count_locks_in_order(pool: asyncpg.Pool,
+                                                              new_org) -> None:
+    # the newer org's rows are the oldest, so deleted first: counted as they were
+    # deleted, its lock would be held while waiting for the older org's
+    first, second = sorted([await org_id(pool, (await new_org())[0]) for _ in range(2)])
+    for oid, days in ((second, 90), (first, 80)):
+        await evaluation(pool, oid, "web/s", days)
+        await evaluation(pool, oid, "web/s", 1, latest=True)
+    async with pool.acquire() as holder:
+        await holder.execute("SELECT pg_advisory_lock($1, $2)", LOCK_CLASS, first)
+        deleting = asyncio.create_task(delete_expired(pool, RETENTION, 10))
+        waiting = None
+        for _ in range(200):
+            waiting = await pool.fetchval(
+                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                "AND classid = $1 AND objid = $2", LOCK_CLASS, first)
+            if waiting is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert waiting is not None
+        assert await pool.fetchval(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = $1 "
+            "AND granted AND classid = $2", waiting, LOCK_CLASS) == 0
+        await holder.execute("SELECT pg_advisory_unlock($1, $2)", LOCK_CLASS, first)
+    assert (await deleting).evaluations == 2
+    for oid in (first, second):
+        await assert_evaluations_counted(pool, oid)

@@ -1,0 +1,164 @@
+"""How many evaluations an org received, per hour and per day (migration 0016, kept by a
+trigger as rows come and go): the evaluation history's exact total, and the hour that
+holds a page given by number, so that the page skips only that hour's rows.
+
+The history is newest first. Rows are numbered in that order over all time; a window
+(``since``/``until``) is the run of numbers between the rows received at or after
+``until`` and those at or after ``since``, told by the counts of the whole hours and
+days after each bound and an exact count of the rest of the bound's hour. A page by
+number is read from the nearer end of its window: forwards from the hour that holds its
+first row, or backwards from the hour that holds its last one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+# The first key of an org's advisory lock taken to count its evaluations (the second is
+# the org id, as an int): a transaction counting several orgs takes them in the order
+# of their ids.
+LOCK_CLASS = 0x6776_6563
+# the history's filters the counts are kept by, and their columns
+COUNTED_FILTERS = {"entityType": "entity_type", "kind": "kind"}
+WINDOW_FILTERS = ("since", "until")
+HOUR = timedelta(hours=1)
+
+_TOTAL = ("(SELECT coalesce(sum(evaluations), 0) FROM evaluation_counts\n"
+          " WHERE org_id = $1 AND span = 'day'{matching})")
+# the matching rows received at or after a time ({at}): in the days after its day, the
+# hours after its hour in its day, and the rest of its hour
+_NEWER = """(
+(SELECT coalesce(sum(evaluations), 0) FROM evaluation_counts
+ WHERE org_id = $1 AND span = 'day' AND received > date_trunc('day', {at}, 'UTC'){matching})
++ (SELECT coalesce(sum(evaluations), 0) FROM evaluation_counts
+   WHERE org_id = $1 AND span = 'hour' AND received > date_trunc('hour', {at}, 'UTC')
+     AND received < date_trunc('day', {at}, 'UTC') + interval '24 hours'{matching})
++ (SELECT count(*) FROM evaluations
+   WHERE org_id = $1 AND received_at >= {at}
+     AND received_at < date_trunc('hour', {at}, 'UTC') + interval '1 hour'{matching}))"""
+# The hour that holds the $2-th matching row (from 0, newest first): the day that does,
+# then that day's hour; with the rows newer than the hour, and the hour's own.
+_LANDING = """
+WITH days AS (
+    SELECT received, sum(evaluations) AS n FROM evaluation_counts
+    WHERE org_id = $1 AND span = 'day'{matching} GROUP BY received),
+day AS (
+    SELECT received, newer
+    FROM (SELECT received, n, sum(n) OVER (ORDER BY received DESC) - n AS newer
+          FROM days) AS d
+    WHERE newer <= $2 AND newer + n > $2),
+hours AS (
+    SELECT received, sum(evaluations) AS n FROM evaluation_counts
+    WHERE org_id = $1 AND span = 'hour'{matching}
+      AND received >= (SELECT received FROM day)
+      AND received < (SELECT received FROM day) + interval '24 hours'
+    GROUP BY received)
+SELECT h.received, day.newer + h.newer AS newer, h.n
+FROM day, (SELECT received, n, sum(n) OVER (ORDER BY received DESC) - n AS newer
+           FROM hours) AS h
+WHERE day.newer + h.newer <= $2 AND day.newer + h.newer + h.n > $2
+"""
+
+
+@dataclass(frozen=True)
+class Window:
+    """The matching rows of any time (``total``), those received at or after the
+    window's end (``newer``), and the window's own (``rows``)."""
+
+    total: int
+    newer: int
+    rows: int
+
+    @property
+    def older(self) -> int:
+        """The matching rows received before the window's start."""
+        return self.total - self.newer - self.rows
+
+
+@dataclass(frozen=True)
+class HourLanding:
+    """Where a page by number starts: the hour that holds its first row (``backwards``:
+    its last), and the rows of the list to skip from that hour on, in the order read
+    (newest first; backwards: oldest first)."""
+
+    backwards: bool
+    hour: datetime
+    skip: int
+
+
+@dataclass(frozen=True)
+class ReceivedCounts:
+    """How many of an org's evaluations match a history's filters, by when they came."""
+
+    org_id: int
+    matching: tuple[tuple[str, str], ...]  # (column, value) of each counted filter
+    since: datetime | None = None
+    until: datetime | None = None
+
+    @classmethod
+    def of(cls, org_id: int, filters: Mapping[str, Any]) -> ReceivedCounts | None:
+        """None unless the counts are kept by every filter but the window's."""
+        if not set(filters) <= {*COUNTED_FILTERS, *WINDOW_FILTERS}:
+            return None
+        return cls(org_id, tuple((COUNTED_FILTERS[name], str(value))
+                                 for name, value in sorted(filters.items())
+                                 if name in COUNTED_FILTERS),
+                   filters.get("since"), filters.get("until"))
+
+    def _matching(self, first: int) -> str:
+        """The counted filters' conditions, their values bound from ``$first`` on."""
+        return "".join(f" AND {column} = ${first + i}"
+                       for i, (column, _) in enumerate(self.matching))
+
+    @property
+    def _values(self) -> list[str]:
+        return [value for _, value in self.matching]
+
+    async def window(self, db: asyncpg.Pool | asyncpg.Connection) -> Window:
+        params: list[Any] = [self.org_id, *self._values]
+        matching = self._matching(2)
+
+        def newer(at: datetime) -> str:
+            params.append(at)
+            return _NEWER.format(at=f"${len(params)}::timestamptz", matching=matching)
+
+        total = _TOTAL.format(matching=matching)
+        since = total if self.since is None else newer(self.since)
+        until = "0" if self.until is None else newer(self.until)
+        row = await db.fetchrow(f"SELECT {total} AS total, {since} AS since, {until} AS until",
+                                *params)
+        total_rows, newer_rows = int(row["total"]), int(row["until"])
+        return Window(total_rows, newer_rows, max(int(row["since"]) - newer_rows, 0))
+
+    async def total(self, db: asyncpg.Pool | asyncpg.Connection) -> int:
+        return (await self.window(db)).rows
+
+    async def landing(self, db: asyncpg.Pool | asyncpg.Connection, offset: int,
+                      limit: int) -> tuple[int, HourLanding | None]:
+        """The window's total, and where the page of ``limit`` rows after ``offset``
+        starts (None past the end)."""
+        window = await self.window(db)
+        if offset >= window.rows:
+            return window.rows, None
+        size = min(limit, window.rows - offset)
+        after = window.rows - offset - size
+        backwards = after < offset
+        row_number = window.newer + (offset + size - 1 if backwards else offset)
+        found = await db.fetchrow(_LANDING.format(matching=self._matching(3)), self.org_id,
+                                  row_number, *self._values)
+        if found is None:
+            return window.rows, None
+        newer, rows = int(found["newer"]), int(found["n"])
+        if backwards:
+            # counted from the oldest: what is skipped from the later of the hour's
+            # start and the window's
+            older = window.total - newer - rows
+            skip = after + window.older - max(older, window.older)
+        else:
+            skip = row_number - max(newer, window.newer)
+        return window.rows, HourLanding(backwards, found["received"], skip)
