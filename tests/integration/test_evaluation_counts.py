@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from gavel import result_pages, result_queries
+from gavel import evaluation_counts, result_pages, result_queries
 from gavel.migrations import migrate
 from gavel.orgs import create_org
 from gavel.settings import Settings
@@ -84,6 +84,15 @@ async def test_the_counts_follow_every_write(pool: asyncpg.Pool) -> None:
                                                            first + 9 * n))
 
         await asyncio.gather(*(write(1000 + 100 * w) for w in range(4)))
+        await assert_evaluations_counted(pool, org_id)
+        # counted anew, as after rows written with the trigger disabled
+        await pool.execute("UPDATE evaluation_counts SET evaluations = 7 WHERE org_id = $1 "
+                           "AND span = 'day'", org_id)
+        await pool.execute("DELETE FROM evaluation_counts WHERE ctid IN (SELECT ctid FROM "
+                           "evaluation_counts WHERE org_id = $1 AND span = 'hour' LIMIT 3)",
+                           org_id)
+        async with pool.acquire() as conn:
+            await evaluation_counts.recount(conn, org_id)
         await assert_evaluations_counted(pool, org_id)
     finally:
         await pool.execute("DELETE FROM orgs WHERE id = $1", org_id)
