@@ -333,13 +333,13 @@ def _shown(value: Any) -> Any:
 
 def evaluation_shapes(org_id: int, total: int, not_blocking: int) -> Iterator[Shape]:
     def e(label: str, filters: dict[str, Any], depth: float = 0.0, via: str = "number",
-          size: int = 100) -> Paged:
+          size: int = 100, matching_depth: float | None = None) -> Paged:
         matching = not_blocking if filters.get("blocking") is False else total
         offset = (int(matching * depth) // size * size if via == "number"
                   else (matching - 1) // size * size if via == "end"
                   else int(matching * depth))
         return Paged(f"evaluations: {label}", result_queries.evaluation_query(org_id, filters),
-                     offset, size, via)
+                     offset, size, via, matching_depth=matching_depth)
 
     yield e("first page (100)", {})
     for depth in (0.5, 0.9):
@@ -363,8 +363,7 @@ def evaluation_shapes(org_id: int, total: int, not_blocking: int) -> Iterator[Sh
                     {"entityType": "stack", "kind": "refresh"}, *windows, {"outcome": "pass"}):
         shown = ", ".join(f"{k}={_shown(v)}" for k, v in filters.items())
         for depth in (0.5, 0.9):
-            yield Paged(f"evaluations: filter {shown}, deep page ({depth:.0%})",
-                        result_queries.evaluation_query(org_id, filters), matching_depth=depth)
+            yield e(f"filter {shown}, deep page ({depth:.0%})", filters, matching_depth=depth)
 
 
 def compliance_shapes(org_id: int) -> Iterator[Shape]:

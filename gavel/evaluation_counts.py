@@ -150,12 +150,13 @@ class ReceivedCounts:
             return _NEWER.format(at=f"${len(params)}::timestamptz", matching=matching)
 
         total = _TOTAL.format(matching=matching)
-        since = total if self.since is None else newer(self.since)
+        since = "NULL" if self.since is None else newer(self.since)  # NULL: every row
         until = "0" if self.until is None else newer(self.until)
         row = await db.fetchrow(f"SELECT {total} AS total, {since} AS since, {until} AS until",
                                 *params)
         total_rows, newer_rows = int(row["total"]), int(row["until"])
-        return Window(total_rows, newer_rows, max(int(row["since"]) - newer_rows, 0))
+        since_rows = total_rows if row["since"] is None else int(row["since"])
+        return Window(total_rows, newer_rows, max(since_rows - newer_rows, 0))
 
     async def total(self, db: asyncpg.Pool | asyncpg.Connection) -> int:
         return (await self.window(db)).rows

@@ -120,6 +120,9 @@ async def store_batch(conn: asyncpg.Connection, batch: list[Finished],
     transaction holds the orgs' locks shared (``gavel.entity_blocks``); once it is
     committed, blocks of entities it filled past ``split_limit`` are split."""
     unique = {done.evaluation_id: done for done in batch}
+    # in the order of orgs and entities: every store takes its row locks in one order,
+    # and the trigger counting evaluations takes the orgs' locks in the order of the
+    # rows inserted (migration 0016)
     items = sorted(unique.values(), key=lambda d: (d.org_id, d.entity_type, d.entity_key))
     full: list[entity_blocks.Block] = []
     async with transaction_by_key(conn, entity_blocks.shared_locks_sql(
