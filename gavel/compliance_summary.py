@@ -31,9 +31,10 @@ upserts and commit, and two never deadlock.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -247,36 +248,50 @@ class CountTable:
         return [c for c in self.columns if c not in _COMBINED]
 
     @property
-    def add_sql(self) -> str:
+    def parameters(self) -> int:
+        """How many parameters its part of the statement that adds takes."""
+        return len(self.keys) + len(self.columns) + (1 if self.splits else 0)
+
+    def upsert_sql(self, first: int) -> str:
+        """The WITH item adding its changes, its arrays the parameters from ``first`` on
+        (a splitting table's limit after them). It returns the rows that reached zero or,
+        for a splitting table, whose group '' passed the limit, with their key in the
+        columns of ``_KEY_COLUMNS`` (NULL where not its own)."""
         columns = [*self.keys, *self.columns]
         updates = [f"{c} = t.{c} + EXCLUDED.{c}" for c in self.counts]
         updates += [f"{c} = {_COMBINED[c]}(t.{c}, EXCLUDED.{c})" for c in self.columns
                     if c in _COMBINED]
+        past_limit = (f"group_name = '' AND {self.counts[0]} > ${first + len(columns)}"
+                      if self.splits else "false")
+        key = ", ".join(c if c in self.keys else f"NULL::{_KEY_TYPES.get(c, 'text')} AS {c}"
+                        for c in _KEY_COLUMNS)
         return f"""
-WITH added AS (
+added_{self.kind} AS (
     INSERT INTO {self.name} AS t ({", ".join(columns)})
-    SELECT * FROM unnest({_arrays(columns, self.counts)})
+    SELECT * FROM unnest({_arrays(columns, self.counts, first)})
     ON CONFLICT ({", ".join(self.keys)}) DO UPDATE SET {", ".join(updates)}
-    RETURNING {", ".join(self.keys)}, {" AND ".join(f"{c} = 0" for c in self.counts)} AS emptied,
-              {f"group_name = '' AND {self.counts[0]} > ${len(columns) + 1}"
-               if self.splits else "false"} AS past_limit)
-SELECT {", ".join(self.keys)}, emptied, past_limit FROM added WHERE emptied OR past_limit
-"""
+    RETURNING '{self.kind}' AS kind, {key},
+              {" AND ".join(f"{c} = 0" for c in self.counts)} AS emptied,
+              {past_limit} AS past_limit)"""
 
-    @property
-    def delete_empty_sql(self) -> str:
+    def delete_empty_sql(self, first: int) -> str:
+        """The WITH item deleting the rows of the keys given (parameters from ``first``
+        on) whose counts are all zero."""
         return f"""
-DELETE FROM {self.name} t USING unnest({_arrays(self.keys, [])}) AS k({", ".join(self.keys)})
-WHERE {" AND ".join(f"t.{c} = k.{c}" for c in self.keys)}
-  AND {" AND ".join(f"t.{c} = 0" for c in self.counts)}
-"""
+emptied_{self.kind} AS (
+    DELETE FROM {self.name} t
+    USING unnest({_arrays(self.keys, [], first)}) AS k({", ".join(self.keys)})
+    WHERE {" AND ".join(f"t.{c} = k.{c}" for c in self.keys)}
+      AND {" AND ".join(f"t.{c} = 0" for c in self.counts)})"""
 
 
-def _arrays(columns: Sequence[str], counts: Sequence[str]) -> str:
-    types = {"org_id": "bigint", "id_range": "bigint", "pack_version": "int",
-             "first_observed_at": "timestamptz", "last_observed_at": "timestamptz",
-             **{c: "int" for c in counts}}
-    return ", ".join(f"${n}::{types.get(c, 'text')}[]" for n, c in enumerate(columns, 1))
+_KEY_TYPES = {"org_id": "bigint", "id_range": "bigint", "pack_version": "int"}
+
+
+def _arrays(columns: Sequence[str], counts: Sequence[str], first: int = 1) -> str:
+    types = {**_KEY_TYPES, "first_observed_at": "timestamptz",
+             "last_observed_at": "timestamptz", **{c: "int" for c in counts}}
+    return ", ".join(f"${n}::{types.get(c, 'text')}[]" for n, c in enumerate(columns, first))
 
 
 PACK_COUNTS = CountTable("pack", "compliance_pack_counts",
@@ -299,8 +314,31 @@ ID_RANGE_COUNTS = CountTable("range", "violation_id_range_counts",
                              "violations")
 COUNT_TABLES = (PACK_COUNTS, POLICY_COUNTS, GROUP_COUNTS, ID_RANGE_COUNTS,
                 ENTITY_BLOCK_COUNTS)
-_ADD = {t.kind: t.add_sql for t in COUNT_TABLES}
-_DELETE_EMPTY = {t.kind: t.delete_empty_sql for t in COUNT_TABLES}
+# every key column of a count table, the shape in which the statement that adds returns
+# the keys of all of them
+_KEY_COLUMNS = tuple(dict.fromkeys(c for t in COUNT_TABLES for c in t.keys))
+_TABLES = {t.kind: t for t in COUNT_TABLES}
+
+
+def _per_table(item: Callable[[CountTable, int], str], parameters: Callable[[CountTable], int]
+               ) -> list[str]:
+    """Each table's WITH item, its parameters following the table's before it."""
+    items, first = [], 1
+    for table in COUNT_TABLES:
+        items.append(item(table, first))
+        first += parameters(table)
+    return items
+
+
+# One statement adds the changes of every table, one round trip (and one deletes the
+# rows that reached zero). Every writer locks the rows in one order: each table's in
+# key order, the tables in the order of COUNT_TABLES, as the statement reads each item
+# to its end before the next.
+_ADD = "WITH" + ",".join(_per_table(CountTable.upsert_sql, lambda t: t.parameters)) + "\n" + \
+    "\nUNION ALL\n".join(f"SELECT * FROM added_{t.kind} WHERE emptied OR past_limit"
+                          for t in COUNT_TABLES)
+_DELETE_EMPTY = "WITH" + ",".join(_per_table(CountTable.delete_empty_sql,
+                                             lambda t: len(t.keys))) + "\nSELECT 1"
 Changes = dict[str, dict[tuple[Any, ...], list[Any]]]
 
 
@@ -326,21 +364,33 @@ def _changes(rows: Sequence[asyncpg.Record]) -> Changes:
     return changes
 
 
-def _columns(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
-    return [list(column) for column in zip(*rows, strict=True)]
+def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    """The rows as ``width`` columns (empty ones when there are no rows)."""
+    return [[row[i] for row in rows] for i in range(width)]
 
 
-async def replace_current_state(conn: asyncpg.Connection, advanced: Sequence[asyncpg.Record]
-                                ) -> list[asyncpg.Record]:
-    """The current violations and pack runs of the entities in ``advanced`` (rows with
-    org_id, entity_type, entity_key, evaluation_id) become those of that evaluation;
-    returns the change of the counts, for ``add``. Planning this statement costs more
-    than running it for a few entities: the caller's transaction should plan it once per
-    connection, with index lookups (``gavel.db.transaction_by_key``)."""
-    return await conn.fetch(_REPLACE, [r["org_id"] for r in advanced],
-                            [r["entity_type"] for r in advanced],
-                            [r["entity_key"] for r in advanced],
-                            [r["evaluation_id"] for r in advanced])
+class LatestEvaluation(Protocol):
+    """An entity's evaluation that has become its latest."""
+
+    org_id: int
+    entity_type: str
+    entity_key: str
+    evaluation_id: uuid.UUID
+
+
+async def replace_current_state(conn: asyncpg.Connection,
+                                advanced: Sequence[LatestEvaluation]) -> list[asyncpg.Record]:
+    """The current violations and pack runs of the entities of ``advanced`` become those
+    of that evaluation; returns the change of the counts, for ``add``. Planning this
+    statement costs more than running it for a few entities: the caller's transaction
+    should plan it once per connection, with index lookups
+    (``gavel.db.transaction_by_key``)."""
+    if not advanced:
+        return []
+    return await conn.fetch(_REPLACE, [e.org_id for e in advanced],
+                            [e.entity_type for e in advanced],
+                            [e.entity_key for e in advanced],
+                            [e.evaluation_id for e in advanced])
 
 
 async def add(conn: asyncpg.Connection, change: Sequence[asyncpg.Record],
@@ -349,20 +399,28 @@ async def add(conn: asyncpg.Connection, change: Sequence[asyncpg.Record],
     Returns the blocks of entities whose violations of one level now pass
     ``split_limit``, to split once the transaction is committed."""
     changes = _changes(change)
-    full: list[entity_blocks.Block] = []
+    if not any(changes.values()):
+        return []
+    arguments: list[Any] = []
     for table in COUNT_TABLES:
         rows = sorted(changes[table.kind].items())
-        if not rows:
-            continue
-        limit = (split_limit,) if table.splits else ()
-        returned = await conn.fetch(_ADD[table.kind], *_columns(
-            [(*key, *values) for key, values in rows]), *limit)
-        emptied = [r for r in returned if r["emptied"]]
-        if emptied:
-            await conn.execute(_DELETE_EMPTY[table.kind],
-                               *_columns([tuple(r[c] for c in table.keys) for r in emptied]))
-        full += [entity_blocks.Block(r["org_id"], r["entity_type"], r["first_key"])
-                 for r in returned if r["past_limit"]]
+        arguments += _columns([(*key, *values) for key, values in rows],
+                              len(table.keys) + len(table.columns))
+        if table.splits:
+            arguments.append(split_limit)
+    emptied: dict[str, list[tuple[Any, ...]]] = {t.kind: [] for t in COUNT_TABLES}
+    full: list[entity_blocks.Block] = []
+    for row in await conn.fetch(_ADD, *arguments):
+        table = _TABLES[row["kind"]]
+        if row["emptied"]:
+            emptied[table.kind].append(tuple(row[c] for c in table.keys))
+        if row["past_limit"]:
+            full.append(entity_blocks.Block(row["org_id"], row["entity_type"],
+                                            row["first_key"]))
+    if any(emptied.values()):
+        await conn.execute(_DELETE_EMPTY, *[
+            column for table in COUNT_TABLES
+            for column in _columns(sorted(emptied[table.kind]), len(table.keys))])
     return full
 
 

@@ -40,9 +40,13 @@ AS v(evaluation_id, groups, pack, pack_version, version_tag, policy, level, urn,
      details)
 """
 # One statement finishes the pending evaluations (accepted over HTTP), inserts the others
-# (straight off Kafka, audits) and inserts the violations of those it stored. An
-# evaluation that exists already, pending or not, conflicts and is left to the UPDATE,
-# whatever order the two run in; one stored before is neither updated nor inserted.
+# (straight off Kafka, audits), inserts the violations of those it stored, and points
+# each entity's latest evaluation at the newest it stored (by event time; a batch may
+# hold several evaluations of one entity). An evaluation that exists already, pending
+# or not, conflicts and is left to the UPDATE, whatever order the two run in; one
+# stored before is neither updated nor inserted. The entities' current state is
+# replaced by the next statement, whose snapshot sees what another writer of one of
+# them committed while this one waited for its row of latest_evaluations.
 _STORE_FINISHED = f"""
 WITH u AS (SELECT * FROM {_EVALUATION_ROWS}),
 finished AS (
@@ -51,7 +55,7 @@ finished AS (
         packs = u.packs::jsonb, opa_version = u.opa_version, finished_at = now(),
         resource_count = u.resource_count
     FROM u WHERE e.id = u.id AND e.status = 'pending'
-    RETURNING e.id, e.finished_at),
+    RETURNING e.id, e.org_id, e.entity_type, e.entity_key, e.occurred_at, e.finished_at),
 inserted AS (
     INSERT INTO evaluations (id, org_id, event_id, entity_type, entity_key, kind, status,
                              outcome, blocking, packs, opa_version, finished_at,
@@ -61,8 +65,8 @@ inserted AS (
            chunks, audit_id, occurred_at
     FROM u
     ON CONFLICT DO NOTHING
-    RETURNING id, finished_at),
-stored AS (SELECT id, finished_at FROM finished UNION ALL SELECT id, finished_at FROM inserted),
+    RETURNING id, org_id, entity_type, entity_key, occurred_at, finished_at),
+stored AS (SELECT * FROM finished UNION ALL SELECT * FROM inserted),
 found AS (
     INSERT INTO violations (evaluation_id, org_id, entity_type, entity_key, groups, pack,
                             pack_version, version_tag, policy, level, urn, message, details,
@@ -72,23 +76,21 @@ found AS (
            v.version_tag, v.policy, v.level, v.urn, v.message, v.details::jsonb,
            s.finished_at
     FROM {_VIOLATION_ROWS}
-         JOIN stored s ON s.id = v.evaluation_id JOIN u ON u.id = v.evaluation_id)
-SELECT id, finished_at, pg_notify($27, id::text) FROM stored
-"""
-# Newest by event time wins; a batch may hold several evaluations of one entity.
-_ADVANCE_LATEST = """
-INSERT INTO latest_evaluations (org_id, entity_type, entity_key, evaluation_id, occurred_at,
-                                finished_at)
-SELECT DISTINCT ON (org_id, entity_type, entity_key)
-       org_id, entity_type, entity_key, id, occurred_at, finished_at
-FROM evaluations WHERE id = ANY($1::uuid[])
-ORDER BY org_id, entity_type, entity_key, occurred_at DESC, finished_at DESC
-ON CONFLICT (org_id, entity_type, entity_key) DO UPDATE
-SET evaluation_id = EXCLUDED.evaluation_id, occurred_at = EXCLUDED.occurred_at,
-    finished_at = EXCLUDED.finished_at
-WHERE (latest_evaluations.occurred_at, latest_evaluations.finished_at)
-      <= (EXCLUDED.occurred_at, EXCLUDED.finished_at)
-RETURNING org_id, entity_type, entity_key, evaluation_id
+         JOIN stored s ON s.id = v.evaluation_id JOIN u ON u.id = v.evaluation_id),
+advanced AS (
+    INSERT INTO latest_evaluations AS l (org_id, entity_type, entity_key, evaluation_id,
+                                         occurred_at, finished_at)
+    SELECT DISTINCT ON (org_id, entity_type, entity_key)
+           org_id, entity_type, entity_key, id, occurred_at, finished_at
+    FROM stored
+    ORDER BY org_id, entity_type, entity_key, occurred_at DESC, finished_at DESC
+    ON CONFLICT (org_id, entity_type, entity_key) DO UPDATE
+    SET evaluation_id = EXCLUDED.evaluation_id, occurred_at = EXCLUDED.occurred_at,
+        finished_at = EXCLUDED.finished_at
+    WHERE (l.occurred_at, l.finished_at) <= (EXCLUDED.occurred_at, EXCLUDED.finished_at)
+    RETURNING l.evaluation_id)
+SELECT s.id, s.finished_at, a.evaluation_id IS NOT NULL AS advanced, pg_notify($27, s.id::text)
+FROM stored s LEFT JOIN advanced a ON a.evaluation_id = s.id
 """
 
 
@@ -127,11 +129,12 @@ async def store_batch(conn: asyncpg.Connection, batch: list[Finished],
     full: list[entity_blocks.Block] = []
     async with transaction_by_key(conn, entity_blocks.shared_locks_sql(
             done.org_id for done in items)):
-        stored = await _store_finished(conn, items)
+        stored, advanced = await _store_finished(conn, items)
         new = [done for done in items if done.evaluation_id in stored]
         if not new:
             return stored
-        change = await _advance_current_state(conn, [done.evaluation_id for done in new])
+        change = await compliance_summary.replace_current_state(
+            conn, [done for done in new if done.evaluation_id in advanced])
         await _remember_resources(conn, [d for d in new if d.event is not None])
         if change:
             full = await compliance_summary.add(conn, change, split_limit)
@@ -140,10 +143,10 @@ async def store_batch(conn: asyncpg.Connection, batch: list[Finished],
     return stored
 
 
-async def _store_finished(conn: asyncpg.Connection,
-                          items: list[Finished]) -> dict[uuid.UUID, datetime]:
+async def _store_finished(conn: asyncpg.Connection, items: list[Finished]
+                          ) -> tuple[dict[uuid.UUID, datetime], set[uuid.UUID]]:
     """Store the evaluations not stored before, with their violations; return their
-    finish times."""
+    finish times, and which of them are now their entity's latest."""
     # JSON as text: a list per element would read as a dimension of a jsonb[] array
     provenance = [_json([p.provenance(d.opa_version) for p in d.packs]) for d in items]
     scans = [d.scan or (None, None, None) for d in items]
@@ -160,21 +163,12 @@ async def _store_finished(conn: asyncpg.Connection,
         [v.policy for _, v in found], [v.level for _, v in found], [v.urn for _, v in found],
         [v.message for _, v in found],
         [None if v.details is None else _json(v.details) for _, v in found], FINISHED_CHANNEL)
-    return {row["id"]: row["finished_at"] for row in rows}
+    return ({row["id"]: row["finished_at"] for row in rows},
+            {row["id"] for row in rows if row["advanced"]})
 
 
 def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
-
-
-async def _advance_current_state(conn: asyncpg.Connection,
-                                 ids: list[uuid.UUID]) -> list[asyncpg.Record]:
-    """Replace the current state of the entities whose latest evaluation changes;
-    return how the compliance counts change with it."""
-    advanced = await conn.fetch(_ADVANCE_LATEST, ids)
-    if not advanced:
-        return []
-    return await compliance_summary.replace_current_state(conn, advanced)
 
 
 async def _remember_resources(conn: asyncpg.Connection, new: list[Finished]) -> None:
