@@ -32,6 +32,7 @@ from bench.report import Report, percentile
 from bench.scratch import analyze, scratch
 from bench.worker_process import WorkerProcess
 from gavel.db import pool_context
+from gavel.evaluation_counts import ReceivedCounts
 from gavel.events import StackEvent, now_rfc3339
 from gavel.kafka import ensure_topics, make_producer
 from gavel.settings import Settings
@@ -106,12 +107,14 @@ async def _through_worker(args: argparse.Namespace, settings: Settings, env: dic
     worker.start()
     try:
         warming = time.monotonic()
-        stored = await pool.fetchval(_STORED)
+        stored_so_far = ReceivedCounts(
+            await pool.fetchval("SELECT id FROM orgs WHERE name = $1", ORG), ())
+        stored = await stored_so_far.total(pool)
         for warm_round in itertools.count():
             warm = _events(args, f"warm{warm_round}", max(1, args.warm_up))
             await _produce(producer, settings, warm)
-            stored = await _wait_for(pool, worker, f"warm{warm_round}", len(warm),
-                                     args.timeout, log_path, stored)
+            stored = await _wait_for(pool, worker, stored_so_far, f"warm{warm_round}",
+                                     len(warm), args.timeout, log_path, stored)
             if time.monotonic() - warming >= args.warm_up_seconds:
                 break
         report.add("warm-up", f"{(warm_round + 1) * len(warm)} events in "
@@ -123,7 +126,8 @@ async def _through_worker(args: argparse.Namespace, settings: Settings, env: dic
         began = time.time()
         await _produce(producer, settings, events)
         produced = time.time() - began
-        await _wait_for(pool, worker, "run", len(events), args.timeout, log_path, stored)
+        await _wait_for(pool, worker, stored_so_far, "run", len(events), args.timeout,
+                        log_path, stored)
         after = meter.sample()
         worker.stop_profile()
         await _figures(pool, began, produced, len(events), raw, report)
@@ -144,18 +148,15 @@ async def _produce(producer: Any, settings: Settings,
     await asyncio.gather(*sent)
 
 
-# evaluations stored so far, from the counts the database keeps per day (a count of the
-# evaluations table itself scans it, and polled every POLL_SECONDS it was about 5 % of
-# Postgres's CPU in a run)
-_STORED = "SELECT coalesce(sum(evaluations), 0) FROM evaluation_counts WHERE span = 'day'"
-
-
-async def _wait_for(pool: asyncpg.Pool, worker: WorkerProcess, run: str, count: int,
-                    timeout: float, log_path: Path, before: int) -> int:
-    """Wait until ``count`` evaluations more than ``before`` are stored; how many are."""
+async def _wait_for(pool: asyncpg.Pool, worker: WorkerProcess, stored_so_far: ReceivedCounts,
+                    run: str, count: int, timeout: float, log_path: Path, before: int) -> int:
+    """Wait until ``count`` evaluations more than ``before`` are stored; how many are.
+    They are told by the counts the database keeps (a count of the evaluations table
+    scans it, and polled every POLL_SECONDS it was about 5 % of Postgres's CPU in a
+    run)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        stored = await pool.fetchval(_STORED)
+        stored = await stored_so_far.total(pool)
         if stored >= before + count:
             return stored
         if not worker.alive():
