@@ -104,6 +104,12 @@ def runner_module(version_id: int) -> str:
 # outlast another worker that is removing it from a shared OPA
 LOAD_ATTEMPTS = 3
 
+# OPA gzips an answer over 1 KiB when the client accepts it (aiohttp does by default).
+# Compressing a batch's answer (about 25 KB for 32 events) took OPA from 0.86 to 0.94
+# ms of CPU per event, and the worker inflated it again, to save bytes on the way to a
+# worker that runs beside it.
+PLAIN_ANSWERS = {"Accept-Encoding": "identity"}
+
 
 class PackCatalog:
     """Immutable pack versions, read from Postgres once each."""
@@ -157,7 +163,8 @@ class OpaRuntime:
                     missing_ok: bool = False) -> dict[str, Any]:
         try:
             async with self._session.request(method, self._base + path, data=data,
-                                             headers={"Content-Type": content_type}) as resp:
+                                             headers={"Content-Type": content_type,
+                                                      **PLAIN_ANSWERS}) as resp:
                 body = await resp.read()
                 status = resp.status
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:

@@ -102,6 +102,24 @@ async def test_every_policy_answers_in_one_query_and_in_a_batch(
     assert [urns(a) for a in answers] == [EXPECTED, {"p0": [], "p1": [], "p2": [], "p3": []}]
 
 
+async def test_a_batch_answer_comes_back_uncompressed(opa_url: str) -> None:
+    """OPA gzips an answer over 1 KiB for a client that accepts it; beside the worker
+    that costs CPU at both ends and saves nothing."""
+    encodings: list[str | None] = []
+
+    async def on_end(_session: aiohttp.ClientSession, _context: Any,
+                     params: aiohttp.TraceRequestEndParams) -> None:
+        encodings.append(params.response.headers.get("Content-Encoding"))
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_end.append(on_end)
+    async with aiohttp.ClientSession(trace_configs=[trace]) as session:
+        answers, _, _ = await OpaRuntime(session, opa_url).evaluate_batch(
+            new_version(), [BOTH] * 40)
+    assert [urns(a) for a in answers] == [EXPECTED] * 40
+    assert encodings[-1] is None
+
+
 async def test_least_recently_used_version_is_removed_and_loaded_again_when_needed(
         runtime: Runtime, held: Held) -> None:
     opa = runtime(2)
