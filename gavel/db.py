@@ -21,6 +21,17 @@ def _jsonb_decode(data: bytes) -> object:
     return orjson.loads(data[1:])
 
 
+def org_lock_key(org_id: int) -> int:
+    """The second key of an advisory lock of the org (the first names what it guards):
+    lock keys are ints, org ids bigints."""
+    return org_id & 0x7FFF_FFFF
+
+
+# the same, in SQL, of a column ``org_id`` (the trigger counting evaluations, migration
+# 0016, spells it out)
+ORG_LOCK_KEY_SQL = "(org_id & 2147483647)::int"
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     # binary codecs: COPY (bulk writes) needs them, and they skip a text round trip
     await conn.set_type_codec("json", encoder=orjson.dumps, decoder=orjson.loads,

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from gavel.db import org_lock_key
+
 log = logging.getLogger(__name__)
 
 # violations of one level in a block past which it is split; blocks are placed anew
@@ -32,21 +34,17 @@ PLACED_ROWS = 4096
 _LOCK_CLASS = 0x6776_6C62  # the first of the two keys of the org's lock
 
 
-def _lock_key(org_id: int) -> int:
-    return org_id & 0x7FFF_FFFF  # the second key is an int
-
-
 def shared_locks_sql(org_ids: Iterable[int]) -> str:
     """A statement taking the orgs' locks shared, in order (org ids are ints: written
     in, so that it joins the statement beginning the transaction)."""
-    keys = sorted({_lock_key(int(org_id)) for org_id in org_ids})
+    keys = sorted({org_lock_key(int(org_id)) for org_id in org_ids})
     return "".join(f"SELECT pg_advisory_xact_lock_shared({_LOCK_CLASS}, {key}); "
                    for key in keys)
 
 
 async def lock(conn: asyncpg.Connection, org_id: int) -> None:
     """Take the org's lock alone, until the transaction ends: no store of the org runs."""
-    await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", _LOCK_CLASS, _lock_key(org_id))
+    await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", _LOCK_CLASS, org_lock_key(org_id))
 
 
 @dataclass(frozen=True, order=True)

@@ -19,6 +19,8 @@ from typing import Any
 
 import asyncpg
 
+from gavel.db import org_lock_key
+
 # The first key of an org's advisory lock taken to count its evaluations (the second is
 # the org id, as an int): a transaction counting several orgs takes them in the order
 # of their ids.
@@ -82,7 +84,7 @@ async def recount(conn: asyncpg.Connection, org_id: int) -> None:
     s; the trigger's cost per row grows with the rows a transaction adds to one count)."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", LOCK_CLASS,
-                           org_id & 0x7FFF_FFFF)
+                           org_lock_key(org_id))
         await conn.execute("DELETE FROM evaluation_counts WHERE org_id = $1", org_id)
         await conn.execute(_RECOUNT, org_id)
 

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
+from gavel.db import ORG_LOCK_KEY_SQL
 from gavel.evaluation_counts import LOCK_CLASS
 
 # Batches walk (finished_at, id) upwards from where the previous one stopped, so
@@ -33,7 +34,7 @@ WITH doomed AS MATERIALIZED (
     LIMIT $4
 ),
 locked AS MATERIALIZED (
-    SELECT count(pg_advisory_xact_lock({LOCK_CLASS}, (org_id & 2147483647)::int)) AS orgs
+    SELECT count(pg_advisory_xact_lock({LOCK_CLASS}, {ORG_LOCK_KEY_SQL})) AS orgs
     FROM (SELECT DISTINCT org_id FROM doomed ORDER BY org_id) AS o
 )
 DELETE FROM evaluations e USING doomed, locked WHERE e.id = doomed.id
