@@ -3,7 +3,9 @@
 G groups (default 10,000) each name 10 stacks drawn from the first half of S stacks
 (default 100,000) and apply 1-3 of 20 pack versions; the other half are implicit
 members of the default group. Resolves are timed one by one: cold (the org's memo
-cleared before each, as after any group change) and warm.
+cleared before each, as after any group change) and warm. Then the default group is
+changed (as adding a pack to it does: the index takes its new snapshot) and the
+implicit members are timed again.
 """
 
 from __future__ import annotations
@@ -40,7 +42,11 @@ async def run(args: argparse.Namespace) -> Report:
     index, memory = _build_measured(layout)
     report.add("index memory", memory / 2**20, "MiB")
     report.add("explicit stacks (in >= 1 group)", len(layout.explicit_stacks()))
-    _time_resolves(index, layout, report, random.Random(args.seed + 1), args.resolves)
+    rng = random.Random(args.seed + 1)
+    _time_resolves(index, layout, report, rng, args.resolves)
+    _change_default_group(index, layout)
+    _time_pool(index, "implicit, default group changed", layout.implicit_stacks(), report,
+               rng, args.resolves)
     report.add("rebuild from Postgres (load_all)", await _rebuild_seconds(layout), "s")
     return report
 
@@ -61,15 +67,30 @@ def _build_measured(layout: seed_groups.Layout) -> tuple[GroupIndex, int]:
 
 def _time_resolves(index: GroupIndex, layout: seed_groups.Layout, report: Report,
                    rng: random.Random, warm_count: int) -> None:
-    explicit = layout.explicit_stacks()
-    implicit = layout.implicit_stacks()
-    for label, pool in (("explicit", explicit), ("implicit", implicit)):
-        cold = _timed(index, [rng.choice(pool) for _ in range(COLD_RESOLVES)], clear=True)
-        _timed(index, pool, clear=False)  # every member resolved once: the memo is warm
-        warm = _timed(index, [rng.choice(pool) for _ in range(warm_count // 2)], clear=False)
-        for memo, times in (("cold", cold), ("warm", warm)):
-            report.add(f"resolve {label} {memo} median", percentile(times, 0.5), "µs")
-            report.add(f"resolve {label} {memo} p99", percentile(times, 0.99), "µs")
+    for label, pool in (("explicit", layout.explicit_stacks()),
+                        ("implicit", layout.implicit_stacks())):
+        _time_pool(index, label, pool, report, rng, warm_count)
+
+
+def _time_pool(index: GroupIndex, label: str, pool: list[str], report: Report,
+               rng: random.Random, warm_count: int) -> None:
+    cold = _timed(index, [rng.choice(pool) for _ in range(COLD_RESOLVES)], clear=True)
+    _timed(index, pool, clear=False)  # every member resolved once: the memo is warm
+    warm = _timed(index, [rng.choice(pool) for _ in range(warm_count // 2)], clear=False)
+    for memo, times in (("cold", cold), ("warm", warm)):
+        report.add(f"resolve {label} {memo} median", percentile(times, 0.5), "µs")
+        report.add(f"resolve {label} {memo} p99", percentile(times, 0.99), "µs")
+
+
+def _change_default_group(index: GroupIndex, layout: seed_groups.Layout) -> None:
+    """Apply a new snapshot of the default group with one more pack, as a group-change
+    event would carry it."""
+    default = layout.snapshots(ORG)[0]
+    default["appliedPolicyPacks"] = [*default["appliedPolicyPacks"], seed_groups.applied(1)]
+    revision = (index.revision(ORG) or 0) + 1
+    if not index.apply_change({"org": ORG, "revision": revision, "groupId": default["id"],
+                               "group": default}):
+        raise SystemExit("the default group's change was not applied")
 
 
 def _timed(index: GroupIndex, stacks: list[str], clear: bool) -> list[float]:

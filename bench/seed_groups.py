@@ -53,18 +53,19 @@ class Layout:
         """Group snapshots as ``gavel.group_snapshot`` produces them (ids made up)."""
         default = {"id": 1, "org": org, "name": "default-policy-group", "entityType": "stacks",
                    "mode": "preventative", "agentPoolId": "", "isOrgDefault": True,
-                   "stacks": [], "accounts": [], "appliedPolicyPacks": [_applied(0)]}
+                   "stacks": [], "accounts": [], "appliedPolicyPacks": [applied(0)]}
         return [default] + [
             {"id": g + 2, "org": org, "name": f"group-{g}", "entityType": "stacks",
              "mode": "audit" if g % 3 == 0 else "preventative", "agentPoolId": "",
              "isOrgDefault": False,
              "stacks": [dict(zip(("routingProject", "name"), _stack_name(s), strict=True))
                         for s in members],
-             "accounts": [], "appliedPolicyPacks": [_applied(p) for p in packs]}
+             "accounts": [], "appliedPolicyPacks": [applied(p) for p in packs]}
             for g, (members, packs) in enumerate(zip(self.members, self.packs, strict=True))]
 
 
-def _applied(pack: int) -> dict[str, Any]:
+def applied(pack: int) -> dict[str, Any]:
+    """The ``pack``-th pack version as a group snapshot applies it."""
     return {"name": f"pack-{pack}", "displayName": None, "version": 1,
             "versionTag": f"1.0.{pack}", "versionId": pack + 1, "config": _config(pack),
             "environments": []}

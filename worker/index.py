@@ -2,13 +2,16 @@
 
 Built from group snapshots (``gavel.group_snapshot``) and kept current by
 ``gavel.group-changes``. Resolution never touches Postgres; its cost depends on the
-groups of the one entity being resolved, not on the size of the org (results are
-memoized per set of groups and dropped when the org changes).
+groups of the one entity being resolved, not on the size of the org: members and each
+entity type's default group are found by key, each pack's identity (version and
+config) is worked out once when its group is indexed, and results are memoized per set
+of groups and dropped when the org changes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -34,6 +37,10 @@ class Applicable:
     groups: tuple[GroupRef, ...]
 
 
+# what makes two applied packs the same evaluation: (version id, config)
+_PackKey = tuple[int, str]
+
+
 @dataclass(slots=True)
 class Group:
     id: int
@@ -41,8 +48,18 @@ class Group:
     entity_type: str
     mode: str
     is_default: bool
-    packs: tuple[dict[str, Any], ...]
+    # each applied pack under this group alone, in the order applied
+    packs: tuple[tuple[_PackKey, Applicable], ...]
+    applicables: tuple[Applicable, ...]  # what the group alone resolves to
     members: frozenset[str]
+
+    @classmethod
+    def of(cls, snapshot: dict[str, Any]) -> Group:
+        ref = GroupRef(snapshot["name"], snapshot["mode"])
+        packs = tuple((_pack_key(p), _applicable(p, ref)) for p in snapshot["appliedPolicyPacks"])
+        return cls(id=snapshot["id"], name=snapshot["name"], entity_type=snapshot["entityType"],
+                   mode=snapshot["mode"], is_default=snapshot["isOrgDefault"], packs=packs,
+                   applicables=_merge(packs), members=_members(snapshot))
 
 
 @dataclass(slots=True)
@@ -51,18 +68,24 @@ class OrgIndex:
     groups: dict[int, Group] = field(default_factory=dict)
     # entity key ("project/stack" or account name) -> ids of groups naming it explicitly
     members: dict[tuple[str, str], set[int]] = field(default_factory=dict)
+    # entity type -> id of the org's default group, which applies to entities in no group
+    defaults: dict[str, int] = field(default_factory=dict)
     resolved: dict[tuple[str, frozenset[int]], tuple[Applicable, ...]] = field(
         default_factory=dict)
-
-    def default_group(self, entity_type: str) -> Group | None:
-        for group in self.groups.values():
-            if group.is_default and group.entity_type == entity_type:
-                return group
-        return None
 
 
 def stack_key(project: str, stack: str) -> str:
     return f"{project}/{stack}"
+
+
+def _pack_key(pack: dict[str, Any]) -> _PackKey:
+    return pack["versionId"], orjson.dumps(pack["config"], option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _applicable(pack: dict[str, Any], ref: GroupRef) -> Applicable:
+    return Applicable(version_id=pack["versionId"], pack=pack["name"],
+                      version=pack["version"], version_tag=pack["versionTag"],
+                      config=pack["config"] or {}, groups=(ref,))
 
 
 def _members(snapshot: dict[str, Any]) -> frozenset[str]:
@@ -106,6 +129,8 @@ class GroupIndex:
         group = index.groups.pop(group_id, None)
         if group is None:
             return
+        if index.defaults.get(group.entity_type) == group_id:
+            del index.defaults[group.entity_type]
         for member in group.members:
             ids = index.members.get((group.entity_type, member))
             if ids is not None:
@@ -114,11 +139,10 @@ class GroupIndex:
                     del index.members[(group.entity_type, member)]
 
     def _put(self, index: OrgIndex, snapshot: dict[str, Any]) -> None:
-        group = Group(id=snapshot["id"], name=snapshot["name"],
-                      entity_type=snapshot["entityType"], mode=snapshot["mode"],
-                      is_default=snapshot["isOrgDefault"],
-                      packs=tuple(snapshot["appliedPolicyPacks"]), members=_members(snapshot))
+        group = Group.of(snapshot)
         index.groups[group.id] = group
+        if group.is_default:
+            index.defaults[group.entity_type] = group.id
         for member in group.members:
             index.members.setdefault((group.entity_type, member), set()).add(group.id)
         index.resolved.clear()
@@ -130,27 +154,27 @@ class GroupIndex:
         if index is None:
             return ()
         explicit = index.members.get((entity_type, entity))
-        group_ids = frozenset(explicit) if explicit else frozenset()
-        if not group_ids:
-            default = index.default_group(entity_type)
-            group_ids = frozenset((default.id,)) if default else frozenset()
+        if explicit:
+            group_ids = frozenset(explicit)
+        else:
+            default = index.defaults.get(entity_type)
+            group_ids = frozenset() if default is None else frozenset((default,))
         cache_key = (entity_type, group_ids)
         found = index.resolved.get(cache_key)
         if found is None:
-            found = _union(index.groups[g] for g in sorted(group_ids))
+            groups = [index.groups[g] for g in sorted(group_ids)]
+            found = (groups[0].applicables if len(groups) == 1
+                     else _merge(pack for group in groups for pack in group.packs))
             index.resolved[cache_key] = found
         return found
 
 
-def _union(groups: Any) -> tuple[Applicable, ...]:
-    merged: dict[tuple[int, bytes], tuple[dict[str, Any], list[GroupRef]]] = {}
-    for group in groups:
-        for pack in group.packs:
-            key = (pack["versionId"], orjson.dumps(pack["config"], option=orjson.OPT_SORT_KEYS))
-            entry = merged.setdefault(key, (pack, []))
-            entry[1].append(GroupRef(group.name, group.mode))
-    return tuple(
-        Applicable(version_id=pack["versionId"], pack=pack["name"], version=pack["version"],
-                   version_tag=pack["versionTag"], config=pack["config"] or {},
-                   groups=tuple(refs))
-        for pack, refs in merged.values())
+def _merge(packs: Iterable[tuple[_PackKey, Applicable]]) -> tuple[Applicable, ...]:
+    """Each (pack version, config) once, in the order first applied, under every group
+    applying it (groups in the order of ``packs``)."""
+    merged: dict[_PackKey, Applicable] = {}
+    for key, applicable in packs:
+        seen = merged.get(key)
+        merged[key] = applicable if seen is None else replace(
+            seen, groups=seen.groups + applicable.groups)
+    return tuple(merged.values())

@@ -53,6 +53,35 @@ def test_identical_pack_and_config_is_evaluated_once_under_every_group() -> None
     assert {g.name for g in one.groups} == {"prod", "audit"}
 
 
+def test_the_union_keeps_the_order_packs_were_applied_in() -> None:
+    index = build(group(2, "prod", stacks=["web/prod"], packs=[pack(20), pack(21)]),
+                  group(3, "audit", stacks=["web/prod"], packs=[pack(21), pack(22)],
+                        mode="audit"))
+    found = index.resolve("acme", "stacks", "web/prod")
+    assert [a.version_id for a in found] == [20, 21, 22]
+    assert [[g.name for g in a.groups] for a in found] == [["prod"], ["prod", "audit"],
+                                                           ["audit"]]
+    # a stack in one of them gets that group's packs alone
+    index.apply_change({"org": "acme", "revision": 2, "groupId": 3,
+                        "group": group(3, "audit", stacks=["web/dev"],
+                                       packs=[pack(21), pack(22)], mode="audit")})
+    assert [(a.version_id, a.groups) for a in index.resolve("acme", "stacks", "web/dev")] == [
+        (21, (GroupRef("audit", "audit"),)), (22, (GroupRef("audit", "audit"),))]
+
+
+def test_the_default_group_still_applies_after_it_changes() -> None:
+    index = build(group(1, "default-policy-group", default=True, packs=[pack(10)]),
+                  *(group(g, f"team-{g}", stacks=[f"web/team-{g}"], packs=[pack(20)])
+                    for g in range(2, 50)))
+    assert [a.version_id for a in index.resolve("acme", "stacks", "web/dev")] == [10]
+    # a pack added to it: the new snapshot replaces the group, and drops resolved results
+    assert index.apply_change({"org": "acme", "revision": 2, "groupId": 1,
+                               "group": group(1, "default-policy-group", default=True,
+                                              packs=[pack(10), pack(11)])})
+    assert [a.version_id for a in index.resolve("acme", "stacks", "web/dev")] == [10, 11]
+    assert [a.version_id for a in index.resolve("acme", "stacks", "web/team-7")] == [20]
+
+
 def test_same_pack_with_other_config_is_evaluated_twice() -> None:
     index = build(group(2, "prod", stacks=["web/prod"],
                         packs=[pack(20, config={"all": {"enforcementLevel": "mandatory"}})]),
