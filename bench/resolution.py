@@ -5,7 +5,8 @@ G groups (default 10,000) each name 10 stacks drawn from the first half of S sta
 members of the default group. Resolves are timed one by one: cold (the org's memo
 cleared before each, as after any group change) and warm. Then the default group is
 changed (as adding a pack to it does: the index takes its new snapshot) and the
-implicit members are timed again.
+implicit members are timed again. The garbage collector is set as the worker sets it
+(``gavel.cli.tune_gc``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from bench import seed_groups
 from bench.packs import ORG
 from bench.report import Report, percentile
 from bench.scratch import scratch
+from gavel.cli import tune_gc
 from gavel.db import pool_context
 from worker.group_sync import GroupSync
 from worker.index import STACKS, GroupIndex
@@ -39,6 +41,7 @@ async def run(args: argparse.Namespace) -> Report:
     report = Report("resolution", {"groups": args.groups, "stacks": args.stacks,
                                    "resolves": args.resolves})
     layout = seed_groups.Layout.random(args.groups, args.stacks, random.Random(args.seed))
+    tune_gc()
     index, memory = _build_measured(layout)
     report.add("index memory", memory / 2**20, "MiB")
     report.add("explicit stacks (in >= 1 group)", len(layout.explicit_stacks()))

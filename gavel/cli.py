@@ -66,7 +66,7 @@ async def _worker(settings: Settings, stop: asyncio.Event) -> None:
 
 async def _run_until_stopped(settings: Settings,
                              *parts: Callable[[Settings, asyncio.Event], Awaitable[None]]) -> None:
-    _tune_gc()
+    tune_gc()
     stop = asyncio.Event()
     _install_stop(stop)
     tasks = [asyncio.create_task(part(settings, stop)) for part in parts]
@@ -82,7 +82,7 @@ async def _run_until_stopped(settings: Settings,
                     await task
 
 
-def _tune_gc() -> None:
+def tune_gc() -> None:
     """Collect cycles less often, and never look again at what start-up allocated."""
     gc.collect()
     gc.freeze()
