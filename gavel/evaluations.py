@@ -8,7 +8,9 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 
+from gavel.domain_errors import InvalidError
 from gavel.events import envelope
 from gavel.outbox import CHANNEL as OUTBOX_CHANNEL
 
@@ -60,17 +62,22 @@ async def accept_event(db: asyncpg.Connection | asyncpg.Pool, *, org_id: int, or
                        event_id: str | None, fields: dict[str, Any],
                        scan: tuple[str, int, int] | None = None,
                        stack: tuple[str, str] | None = None,
-                       publish_after: float = 0.0) -> Accepted:
+                       publish_after: float = 0.0,
+                       max_message_bytes: int | None = None) -> Accepted:
     """Record a pending evaluation and enqueue its event; ``stack`` (project, name) is
     registered on the way, and the relay leaves the row alone for ``publish_after``
     seconds (its sender publishes it meanwhile). The same ``event_id`` again returns
-    the first evaluation and enqueues nothing.
+    the first evaluation and enqueues nothing. An event larger than
+    ``max_message_bytes`` as JSON, which Kafka would refuse, is refused here
+    (``InvalidError``) and nothing is written.
     """
     value = envelope(org, **fields)
     if event_id:
         value["eventId"] = event_id
     evaluation_id = uuid.uuid4()
     value["evaluationId"] = str(evaluation_id)
+    if max_message_bytes is not None:
+        _check_size(value, max_message_bytes)
     row = await db.fetchrow(
         _ACCEPT, org_id, evaluation_id, value["eventId"], entity_type, entity_key, kind,
         len(fields.get("resources", [])), *(scan or (None, None, None)),
@@ -83,6 +90,18 @@ async def accept_event(db: asyncpg.Connection | asyncpg.Pool, *, org_id: int, or
         return Accepted(seen["id"], seen["status"], topic, key, value, None)
     value["groupRevision"] = row["revision"]
     return Accepted(evaluation_id, "pending", topic, key, value, row["outbox_id"])
+
+
+# what the relay adds to an event (its org's group revision), at most
+_REVISION_ROOM = len(b',"groupRevision":') + 20
+
+
+def _check_size(value: dict[str, Any], max_message_bytes: int) -> None:
+    size = len(orjson.dumps(value)) + _REVISION_ROOM
+    if size > max_message_bytes:
+        raise InvalidError(
+            f"resources: the event would be {size} bytes as JSON, over the limit of "
+            f"{max_message_bytes} bytes of a Kafka message; send fewer or smaller resources")
 
 
 def entity_view(row: asyncpg.Record, org: str) -> dict[str, Any]:

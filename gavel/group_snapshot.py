@@ -3,7 +3,10 @@
 A snapshot lists the group's explicit members and its applied packs (with the pack
 version's database id and the normalized config). Implicit members of a default
 group are not listed: whoever resolves membership knows them as "in no other group
-of this entity type".
+of this entity type". A change whose snapshot would exceed SNAPSHOT_LIMIT as JSON (a
+group naming some ten thousand stacks) is announced with ``"reload": true`` and no
+snapshot, and its readers load the group from Postgres (``load_group``): Kafka refuses
+messages over 1 MiB unless its topics allow more.
 """
 
 from __future__ import annotations
@@ -11,9 +14,12 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
+import orjson
 
 from gavel.events import GroupChangeKind, envelope
 from gavel.outbox import enqueue
+
+SNAPSHOT_LIMIT = 512 * 1024
 
 _GROUPS = """
 SELECT g.id, g.name, g.entity_type, g.mode, g.agent_pool_id, g.is_org_default, o.name AS org
@@ -88,12 +94,18 @@ async def record_group_change(conn: asyncpg.Connection, org_id: int, group_id: i
     row = await conn.fetchrow(
         "UPDATE orgs SET revision = revision + 1 WHERE id = $1 RETURNING name, revision", org_id)
     org, revision = row["name"], row["revision"]
-    if change == "deleted":
-        group: dict[str, Any] | None = None
-    else:
-        snapshots = await load_snapshots(conn, "g.id = $1", group_id)
-        group = snapshots[0]
+    group = None if change == "deleted" else await load_group(conn, group_id)
+    reload = group is not None and len(orjson.dumps(group)) > SNAPSHOT_LIMIT
     await enqueue(conn, topic, org, envelope(org, change=change, revision=revision,
-                                             groupId=group_id, group=group,
-                                             deleted=change == "deleted"))
+                                             groupId=group_id,
+                                             group=None if reload else group,
+                                             deleted=change == "deleted",
+                                             **({"reload": True} if reload else {})))
     return int(revision)
+
+
+async def load_group(conn: asyncpg.Connection | asyncpg.Pool,
+                     group_id: int) -> dict[str, Any] | None:
+    """The group's snapshot; None if there is no such group (deleted)."""
+    snapshots = await load_snapshots(conn, "g.id = $1", group_id)
+    return snapshots[0] if snapshots else None

@@ -8,7 +8,12 @@ import logging
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import (
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    TopicAlreadyExistsError,
+)
 
 from gavel.settings import KafkaSettings
 
@@ -19,6 +24,11 @@ STOP_WAIT = 5.0
 # seconds ensure_topics waits for every partition of the topics to have a leader
 TOPICS_READY_WAIT = 60.0
 
+# a value refused for its size, by the producer or by the broker
+TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError)
+# room for a record batch's own headers around the largest value
+BATCH_OVERHEAD = 16 * 1024
+
 # every topic setting of ``KafkaSettings``
 TOPIC_FIELDS = ("topic_group_changes", "topic_stack_events", "topic_account_events",
                 "topic_evaluations", "topic_dead_letter", "topic_audit_chunks")
@@ -26,6 +36,12 @@ TOPIC_FIELDS = ("topic_group_changes", "topic_stack_events", "topic_account_even
 
 def all_topics(settings: KafkaSettings) -> list[str]:
     return [getattr(settings, field) for field in TOPIC_FIELDS]
+
+
+def batch_limit(settings: KafkaSettings) -> int:
+    """The record batch size producers, consumers and Gavel's topics allow: one value of
+    ``max_message_bytes`` fits."""
+    return settings.max_message_bytes + BATCH_OVERHEAD
 
 
 async def ensure_topics(settings: KafkaSettings) -> None:
@@ -37,7 +53,8 @@ async def ensure_topics(settings: KafkaSettings) -> None:
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [NewTopic(name, settings.partitions, settings.replication_factor)
+        missing = [NewTopic(name, settings.partitions, settings.replication_factor,
+                            topic_configs={"max.message.bytes": str(batch_limit(settings))})
                    for name in all_topics(settings) if name not in existing]
         if missing:
             try:
@@ -74,6 +91,7 @@ def make_producer(settings: KafkaSettings, **overrides: object) -> AIOKafkaProdu
         "enable_idempotence": True,
         "linger_ms": 2,
         "request_timeout_ms": 15000,
+        "max_request_size": batch_limit(settings),
     }
     options.update(overrides)
     return AIOKafkaProducer(**options)
@@ -110,6 +128,7 @@ def make_consumer(settings: KafkaSettings, *topics: str, **overrides: object) ->
         "bootstrap_servers": settings.bootstrap_servers,
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
+        "max_partition_fetch_bytes": batch_limit(settings),
     }
     options.update(overrides)
     return AIOKafkaConsumer(*topics, **options)

@@ -52,6 +52,9 @@ class KafkaSettings(Section):
     partitions: int = Field(default=4, ge=1)
     replication_factor: int = Field(default=1, ge=1)
     consumer_group: str = "gavel-evaluators"
+    # the largest message value Gavel writes: producers' requests, consumers' fetches and
+    # the topics Gavel creates allow it (Kafka's own default, the least allowed, is 1 MiB)
+    max_message_bytes: int = Field(default=8 * 1024 * 1024, ge=1024 * 1024)
 
     @field_validator("bootstrap_servers")
     @classmethod

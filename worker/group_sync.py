@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from gavel.group_snapshot import load_snapshots
+from gavel.group_snapshot import load_group, load_snapshots
 from gavel.kafka import make_consumer
 from gavel.settings import KafkaSettings
 from worker.index import GroupIndex
@@ -111,11 +112,31 @@ class GroupSync:
                 for message in messages:
                     try:
                         change = orjson.loads(message.value)
+                        if change.get("reload"):
+                            change = await self._with_snapshot(change)
                         changed |= self.index.apply_change(change)
-                    except (ValueError, KeyError, TypeError):
+                    except (ValueError, KeyError, TypeError, AttributeError):
                         log.exception("skipping malformed group change at offset %d",
                                       message.offset)
             if changed:
                 self.applied += 1
                 async with self._changed:
                     self._changed.notify_all()
+
+    async def _with_snapshot(self, change: dict[str, Any]) -> dict[str, Any]:
+        """A change announced without its snapshot (too large for a message), with the
+        group as Postgres has it now: at or past the change's revision, which later
+        changes replace in turn. Postgres out of reach holds up the changes after it."""
+        if change["revision"] <= (self.index.revision(change["org"]) or 0):
+            return change  # already reflected; apply_change skips it
+        delay = 0.5
+        while True:
+            try:
+                group = await load_group(self._pool, change["groupId"])
+                break
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("loading group %s for its change failed (%r); retrying in %.1fs",
+                            change["groupId"], exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
+        return {**change, "group": group, "deleted": group is None}

@@ -151,8 +151,21 @@ class Pipeline:
         await self._producer.send(
             self._settings.kafka.topic_evaluations,
             key=f"{subject.org}/{subject.key}".encode(),
-            value=orjson.dumps(_summary(subject.org, done, finished_at.isoformat())))
+            value=summary_message(subject.org, done, finished_at.isoformat(),
+                                  self._settings.kafka.max_message_bytes))
         return True
+
+
+def summary_message(org: str, done: Finished, finished_at: str, max_bytes: int) -> bytes:
+    """The finished evaluation for ``gavel.evaluations``; over ``max_bytes`` with its
+    violations, without them (``violationsOmitted`` counts them: the API has them)."""
+    summary = _summary(org, done, finished_at)
+    value = orjson.dumps(summary)
+    if len(value) > max_bytes:
+        summary["violationsOmitted"] = len(summary["violations"])
+        summary["violations"] = []
+        value = orjson.dumps(summary)
+    return value
 
 
 def _summary(org: str, done: Finished, finished_at: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from aiohttp import web
 from pydantic import AfterValidator, Field, WithJsonSchema
 
 from api.auth import access
+from api.domain_errors import domain_errors
 from api.errors import BadRequest, NotFound
 from api.json import Body, json_response, parse_body
 from api.keys import EAGER_PUBLISHER, POOL, SETTINGS, principal
@@ -48,6 +49,7 @@ def _accepted(request: web.Request, accepted: Accepted) -> web.Response:
 
 
 @access("ingest")
+@domain_errors
 async def post_stack_event(request: web.Request) -> web.Response:
     project = check_name(request.match_info["project"], "project")
     stack = check_name(request.match_info["stack"], "stack")
@@ -60,12 +62,14 @@ async def post_stack_event(request: web.Request) -> web.Response:
         entity_type="stack", entity_key=f"{project}/{stack}", kind=body.kind,
         event_id=body.eventId, stack=(project, stack),
         publish_after=request.app[EAGER_PUBLISHER].grace,
+        max_message_bytes=settings.kafka.max_message_bytes,
         fields={"project": project, "stack": stack, "kind": body.kind,
                 "resources": body.resources})
     return _accepted(request, accepted)
 
 
 @access("ingest")
+@domain_errors
 async def post_account_scan(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     body: ScanBody = await parse_body(request, ScanBody)
@@ -85,6 +89,7 @@ async def post_account_scan(request: web.Request) -> web.Response:
         key=f"{me.org_name}/{name}", entity_type="account", entity_key=name, kind="scan",
         event_id=event_id, scan=(scan_id, body.chunk, body.chunks),
         publish_after=request.app[EAGER_PUBLISHER].grace,
+        max_message_bytes=settings.kafka.max_message_bytes,
         fields={"account": name, "provider": provider, "kind": "scan", "scanId": scan_id,
                 "chunk": body.chunk, "chunks": body.chunks, "resources": body.resources})
     return _accepted(request, accepted)

@@ -65,6 +65,7 @@ def test_loaded_pack_versions_are_bounded_unless_zero(env: pytest.MonkeyPatch) -
     ("GAVEL_OPA_MAX_PACK_VERSIONS", "-1", "GAVEL_OPA_MAX_PACK_VERSIONS"),
     ("GAVEL_OPA_MAX_PACK_VERSIONS", "7", "GAVEL_OPA_MAX_PACK_VERSIONS: must be 0 .* at least 8"),
     ("GAVEL_WORKER_CONCURRENCY", "0", "GAVEL_WORKER_CONCURRENCY"),
+    ("GAVEL_KAFKA_MAX_MESSAGE_BYTES", "65536", "GAVEL_KAFKA_MAX_MESSAGE_BYTES"),
     ("GAVEL_LOG_LEVEL", "loud", "GAVEL_LOG_LEVEL"),
 ])
 def test_wrong_value_names_the_variable(env: pytest.MonkeyPatch, variable: str, value: str,
