@@ -20,7 +20,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from gavel.evaluations import Accepted
-from gavel.kafka import start_producer
+from gavel.kafka import TOO_LARGE, start_producer
 from gavel.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ class EagerPublisher:
         self._acked: list[tuple[int, datetime]] = []  # (outbox id, acknowledged at)
         self._wake = asyncio.Event()
         self._sending: set[asyncio.Task[None]] = set()
+        self._spent = False  # Kafka refused a value as too large: a new producer is due
 
     @property
     def grace(self) -> float:
@@ -58,6 +59,9 @@ class EagerPublisher:
                                          value=orjson.dumps(accepted.value))
         except Exception as exc:  # the relay publishes it after the grace
             log.debug("eager publish of outbox row %s failed: %r", accepted.outbox_id, exc)
+            if isinstance(exc, TOO_LARGE) and producer is self._producer:
+                self._spent = True  # see api.outbox_relay.ProducerSpent
+                self._wake.set()
             return
         self._acked.append((accepted.outbox_id, datetime.now(UTC)))
         self._wake.set()
@@ -74,8 +78,19 @@ class EagerPublisher:
                 await asyncio.sleep(MARK_INTERVAL)  # gather a batch
                 self._wake.clear()
                 await self._mark()
+                if self._spent:
+                    await self._replace_producer()
         finally:
             await self._stop()
+
+    async def _replace_producer(self) -> None:
+        spent, self._producer = self._producer, None  # meanwhile the relay publishes
+        self._spent = False
+        if spent is not None:
+            with contextlib.suppress(Exception):
+                await spent.stop()
+        self._producer = await start_producer(
+            self._kafka, "eager publishing (the relay publishes meanwhile)", linger_ms=0)
 
     async def _mark(self) -> None:
         acked, self._acked = self._acked, []

@@ -2,7 +2,9 @@
 
 One relay is active at a time (a Postgres advisory lock held on its listening
 connection), so rows leave in the order they were written, which keeps each org's
-changes in revision order. Kafka being down only delays publishing: rows wait.
+changes in revision order. Kafka being down only delays publishing: rows wait. A row
+Kafka refuses as too large (a topic allowing less than GAVEL_KAFKA_MAX_MESSAGE_BYTES)
+is set aside for an hour and logged, and the rows after it go on.
 """
 
 from __future__ import annotations
@@ -15,12 +17,18 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from api.leadership import lead_forever
-from gavel.kafka import start_producer
+from gavel.kafka import TOO_LARGE, start_producer
 from gavel.outbox import CHANNEL
 from gavel.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 _LEADER_LOCK = 0x6761_7665_6C_01
+RETRY_REFUSED_SECONDS = 3600.0
+
+
+class ProducerSpent(Exception):
+    """The broker refused a row as too large: an idempotent producer's later batches to
+    that partition would fail out of sequence, so a new producer takes over."""
 
 
 class OutboxRelay:
@@ -42,12 +50,13 @@ class OutboxRelay:
 
     async def _lead(self, conn: asyncpg.Connection) -> None:
         await conn.add_listener(CHANNEL, lambda *_: self._wake.set())
-        producer = await start_producer(self._kafka, "outbox relay")
-        try:
-            # its own connection: under load the API's pool queue would delay publishing
-            await self._publish_forever(producer, conn)
-        finally:
-            await producer.stop()
+        while True:
+            producer = await start_producer(self._kafka, "outbox relay")
+            try:
+                # its own connection: under load the API's pool queue would delay publishing
+                await self._publish_forever(producer, conn)
+            finally:
+                await producer.stop()
 
     async def _publish_forever(self, producer: AIOKafkaProducer,
                                conn: asyncpg.Connection) -> None:
@@ -58,6 +67,8 @@ class OutboxRelay:
                 sent = await self.publish_batch(producer, conn)
                 await self._prune(conn)
                 delay = 0.5
+            except ProducerSpent:
+                return  # a new producer sends the rows that were behind the refused one
             except Exception as exc:
                 log.warning("publishing the outbox failed (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
@@ -76,13 +87,23 @@ class OutboxRelay:
                ORDER BY id LIMIT $1""", self._batch_size)
         if not rows:
             return 0
-        futures = [await producer.send(r["topic"], key=r["key"].encode(),
-                                       value=r["value"].encode()) for r in rows]
+        sent: list[tuple[asyncpg.Record, asyncio.Future[object]]] = []
+        refused: list[asyncpg.Record] = []
+        for row in rows:
+            try:
+                sent.append((row, await producer.send(row["topic"], key=row["key"].encode(),
+                                                      value=row["value"].encode())))
+            except TOO_LARGE:
+                refused.append(row)
         acked: list[int] = []
         failure: BaseException | None = None
-        for row, future in zip(rows, futures, strict=True):
+        for row, future in sent:
             try:
                 await future
+            except TOO_LARGE:
+                refused.append(row)
+                failure = ProducerSpent()
+                break
             except Exception as exc:
                 failure = exc
                 break
@@ -91,9 +112,25 @@ class OutboxRelay:
             await conn.execute(
                 "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", acked)
             self.published += len(acked)
+        if refused:
+            await self._set_aside(conn, refused)
         if failure is not None:
             raise failure
         return len(rows)
+
+    async def _set_aside(self, conn: asyncpg.Connection, refused: list[asyncpg.Record]) -> None:
+        """Rows Kafka refuses as too large wait RETRY_REFUSED_SECONDS, kept, rather than
+        hold up every row after them."""
+        await conn.execute(
+            """UPDATE outbox SET publish_after = now() + make_interval(secs => $2)
+               WHERE id = ANY($1::bigint[])""",
+            [row["id"] for row in refused], RETRY_REFUSED_SECONDS)
+        for row in refused:
+            log.error("outbox row %s (%s, key %s) is %d bytes, more than Kafka takes; it is "
+                      "tried again in %.0f s: raise the topic's max.message.bytes to "
+                      "GAVEL_KAFKA_MAX_MESSAGE_BYTES (%d) or more", row["id"], row["topic"],
+                      row["key"], len(row["value"].encode()), RETRY_REFUSED_SECONDS,
+                      self._kafka.max_message_bytes)
 
     async def _prune(self, conn: asyncpg.Connection) -> None:
         """Delete rows published more than ``keep_published`` seconds ago, a batch a
