@@ -39,10 +39,12 @@ class BurstGuard:
 
 
 class DeadLetters:
-    def __init__(self, pool: asyncpg.Pool, producer: AIOKafkaProducer, topic: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, producer: AIOKafkaProducer, topic: str,
+                 max_message_bytes: int) -> None:
         self._pool = pool
         self._producer = producer
         self._topic = topic
+        self._max_message_bytes = max_message_bytes
         self.count = 0
 
     async def send(self, message: ConsumerRecord, error: str) -> None:
@@ -50,12 +52,25 @@ class DeadLetters:
             """INSERT INTO dead_letters (topic, partition, "offset", key, value, error)
                VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""",
             message.topic, message.partition, message.offset, message.key, message.value, error)
-        envelope = {"topic": message.topic, "partition": message.partition,
-                    "offset": message.offset, "error": error,
-                    "value": (message.value or b"").decode("utf-8", errors="replace")}
-        await self._producer.send_and_wait(self._topic, key=message.key,
-                                           value=orjson.dumps(envelope))
+        await self._producer.send_and_wait(
+            self._topic, key=message.key,
+            value=dead_letter_message(message, error, self._max_message_bytes))
         self.count += 1
         record_dead_letter(message.topic)
         log.warning("dead-lettered %s[%d]@%d: %s", message.topic, message.partition,
                     message.offset, error[:500])
+
+
+def dead_letter_message(message: ConsumerRecord, error: str, max_bytes: int) -> bytes:
+    """The dead letter for the topic: where the message was, why, and its value, which
+    escaped as a JSON string can outgrow ``max_bytes``: then ``valueOmitted`` stands in
+    for it (the dead_letters table keeps it)."""
+    envelope = {"topic": message.topic, "partition": message.partition,
+                "offset": message.offset, "error": error,
+                "value": (message.value or b"").decode("utf-8", errors="replace")}
+    value = orjson.dumps(envelope)
+    if len(value) > max_bytes:
+        envelope["value"] = None
+        envelope["valueOmitted"] = len(message.value or b"")
+        value = orjson.dumps(envelope)
+    return value

@@ -82,7 +82,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         pipeline = Pipeline(settings, pool, producer, groups,
                             Evaluator(PackCatalog(pool), runtime, settings.opa.max_requests,
                                       settings.opa.batch_size),
-                            DeadLetters(pool, producer, settings.kafka.topic_dead_letter),
+                            DeadLetters(pool, producer, settings.kafka.topic_dead_letter,
+                                        settings.kafka.max_message_bytes),
                             opa_version)
         kafka = settings.kafka
         audit_chunks = AuditChunks(pool, pipeline)

@@ -1,4 +1,5 @@
-"""The finished evaluation published on gavel.evaluations stays within a Kafka message."""
+"""What the worker publishes (finished evaluations, dead letters) stays within a Kafka
+message."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import uuid
 from datetime import UTC, datetime
 
 import orjson
+from aiokafka.structs import ConsumerRecord
 
+from worker.dead_letters import dead_letter_message
 from worker.evaluate import PackResult, Violation
 from worker.index import Applicable, GroupRef
 from worker.pipeline import summary_message
@@ -37,3 +40,24 @@ def test_over_the_limit_the_violations_are_counted_not_listed() -> None:
     summary = orjson.loads(value)
     assert summary["violations"] == [] and summary["violationsOmitted"] == 200
     assert summary["outcome"] == "fail" and summary["blocking"] is True
+
+
+def record(value: bytes) -> ConsumerRecord:
+    return ConsumerRecord(topic="gavel.stack-events", partition=2, offset=7, timestamp=0,
+                          timestamp_type=0, key=b"acme/web/prod", value=value, checksum=None,
+                          serialized_key_size=13, serialized_value_size=len(value), headers=())
+
+
+def test_a_dead_letter_carries_the_value_when_it_fits() -> None:
+    letter = orjson.loads(dead_letter_message(record(b'{"kind": 1}'), "kind: bad", 4096))
+    assert letter == {"topic": "gavel.stack-events", "partition": 2, "offset": 7,
+                      "error": "kind: bad", "value": '{"kind": 1}'}
+
+
+def test_a_dead_letter_whose_escaped_value_would_not_fit_leaves_it_out() -> None:
+    # 3,000 bytes of quotes escape to 6,000 in JSON
+    value = dead_letter_message(record(b'"' * 3000), "value is not JSON", 4096)
+    assert len(value) <= 4096
+    letter = orjson.loads(value)
+    assert letter["value"] is None and letter["valueOmitted"] == 3000
+    assert letter["offset"] == 7 and letter["error"] == "value is not JSON"
