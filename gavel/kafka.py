@@ -8,6 +8,7 @@ import logging
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import (
     MessageSizeTooLargeError,
     RecordListTooLargeError,
@@ -63,8 +64,29 @@ async def ensure_topics(settings: KafkaSettings) -> None:
                 pass
             log.info("created topics %s", [t.name for t in missing])
             await _partitions_led(admin, [t.name for t in missing])
+        await _warn_of_small_topics(admin, settings)
     finally:
         await admin.close()
+
+
+async def _warn_of_small_topics(admin: AIOKafkaAdminClient, settings: KafkaSettings) -> None:
+    """Log a warning for each of Gavel's topics that takes smaller messages than
+    ``max_message_bytes`` (created by hand, or before the setting): Kafka refuses the
+    largest events there."""
+    try:
+        described = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name) for name in all_topics(settings)])
+    except Exception as exc:  # a broker that does not let us look: nothing to warn of
+        log.debug("cannot read the topics' configs: %r", exc)
+        return
+    for response in described:
+        for error, _message, _type, name, entries in response.resources:
+            limit = next((int(e[1]) for e in entries if e[0] == "max.message.bytes"), None)
+            if not error and limit is not None and limit < batch_limit(settings):
+                log.warning("topic %s takes messages of at most %d bytes, less than "
+                            "GAVEL_KAFKA_MAX_MESSAGE_BYTES (%d): raise its max.message.bytes "
+                            "to %d, or lower the setting", name, limit,
+                            settings.max_message_bytes, batch_limit(settings))
 
 
 async def _partitions_led(admin: AIOKafkaAdminClient, topics: list[str]) -> None:

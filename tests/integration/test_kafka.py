@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import uuid
 
+import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from gavel.kafka import (
     TOPIC_FIELDS,
+    batch_limit,
     ensure_topics,
     make_consumer,
     make_producer,
@@ -32,6 +35,37 @@ async def test_topics_are_created_idempotently(settings: Settings) -> None:
         await admin.close()
     assert settings.kafka.topic_stack_events in topics
     assert settings.kafka.topic_group_changes in topics
+
+
+async def test_created_topics_take_the_largest_message_and_smaller_ones_are_named(
+        settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    created = f"test-large-{uuid.uuid4().hex[:8]}"
+    small = await create_topic(settings.kafka, "test-small")  # Kafka's default: 1 MiB
+    kafka = settings.kafka.model_copy(update={"topic_stack_events": created,
+                                              "topic_account_events": small})
+    with caplog.at_level(logging.WARNING, logger="gavel.kafka"):
+        await ensure_topics(kafka)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "gavel.kafka"]
+    assert len(warnings) == 1 and warnings[0].startswith(f"topic {small} takes messages of")
+    assert f"to {batch_limit(kafka)}" in warnings[0]
+
+    producer = await start_producer(kafka, "test")
+    try:  # a value of the largest size goes through the topic Gavel created
+        await producer.send_and_wait(created, key=b"k", value=b"x" * kafka.max_message_bytes)
+    finally:
+        await producer.stop()
+    consumer = make_consumer(kafka, created)
+    await consumer.start()
+    try:
+        found = []
+        for _ in range(40):
+            batch = await consumer.getmany(timeout_ms=500)
+            found += [len(m.value) for messages in batch.values() for m in messages]
+            if found:
+                break
+    finally:
+        await consumer.stop()
+    assert found == [kafka.max_message_bytes]
 
 
 async def test_produce_consume_and_commit(settings: Settings) -> None:
