@@ -69,10 +69,7 @@ class EagerPublisher:
     async def run(self) -> None:
         """Keep a producer and mark acknowledged rows, until cancelled."""
         try:
-            # one event per request: lingering would only delay it (what queues while
-            # a request is out still leaves together)
-            self._producer = await start_producer(
-                self._kafka, "eager publishing (the relay publishes meanwhile)", linger_ms=0)
+            self._producer = await self._start_producer()
             while True:
                 await self._wake.wait()
                 await asyncio.sleep(MARK_INTERVAL)  # gather a batch
@@ -89,7 +86,12 @@ class EagerPublisher:
         if spent is not None:
             with contextlib.suppress(Exception):
                 await spent.stop()
-        self._producer = await start_producer(
+        self._producer = await self._start_producer()
+
+    async def _start_producer(self) -> AIOKafkaProducer:
+        # one event per request: lingering would only delay it (what queues while a
+        # request is out still leaves together)
+        return await start_producer(
             self._kafka, "eager publishing (the relay publishes meanwhile)", linger_ms=0)
 
     async def _mark(self) -> None:
