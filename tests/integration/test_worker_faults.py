@@ -22,7 +22,7 @@ import pytest
 import pytest_asyncio
 from aiokafka.admin import AIOKafkaAdminClient
 
-from gavel.kafka import all_topics, ensure_topics, make_producer
+from gavel.kafka import TOPIC_FIELDS, all_topics, ensure_topics, make_producer
 from gavel.settings import Settings
 from tests.policy_setup import org_id, publish, set_default_group_packs
 from tests.worker_process import (
@@ -49,9 +49,9 @@ async def own_settings(settings: Settings) -> AsyncIterator[Settings]:
     tag = f"faults-{uuid.uuid4().hex[:8]}"
     kafka = settings.kafka.model_copy(update={
         "consumer_group": tag,
-        **{f"topic_{kind}": f"{tag}.{kind.replace('_', '-')}"
-           for kind in ("group_changes", "stack_events", "account_events", "evaluations",
-                        "dead_letter")}})
+        # every topic its own: the teardown deletes them all
+        **{field: f"{tag}.{field.removeprefix('topic_').replace('_', '-')}"
+           for field in TOPIC_FIELDS}})
     own = settings.model_copy(update={"kafka": kafka})
     await ensure_topics(own.kafka)
     yield own
