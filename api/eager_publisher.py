@@ -20,7 +20,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from gavel.evaluations import Accepted
-from gavel.kafka import TOO_LARGE, start_producer
+from gavel.kafka import ProducerKeeper
 from gavel.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -32,24 +32,26 @@ MARK_INTERVAL = 0.05
 class EagerPublisher:
     def __init__(self, pool: asyncpg.Pool, kafka: KafkaSettings) -> None:
         self._pool = pool
-        self._kafka = kafka
-        self._producer: AIOKafkaProducer | None = None
+        # one event per request: lingering would only delay it (what queues while a
+        # request is out still leaves together)
+        self._keeper = ProducerKeeper(
+            kafka, "eager publishing (the relay publishes meanwhile)", linger_ms=0)
         self._acked: list[tuple[int, datetime]] = []  # (outbox id, acknowledged at)
         self._wake = asyncio.Event()
         self._sending: set[asyncio.Task[None]] = set()
-        self._spent = False  # Kafka refused a value as too large: a new producer is due
 
     @property
     def grace(self) -> float:
         """``publish_after`` for a row accepted now: 0 (the relay's) while Kafka is out
         of reach of this process."""
-        return GRACE_SECONDS if self._producer is not None else 0.0
+        return GRACE_SECONDS if self._keeper.producer is not None else 0.0
 
     def publish(self, accepted: Accepted) -> None:
         """Send in the background; the request does not wait for Kafka."""
-        if self._producer is None or accepted.outbox_id is None:
+        producer = self._keeper.producer
+        if producer is None or accepted.outbox_id is None:
             return
-        task = asyncio.create_task(self._send(self._producer, accepted))
+        task = asyncio.create_task(self._send(producer, accepted))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
@@ -59,9 +61,8 @@ class EagerPublisher:
                                          value=orjson.dumps(accepted.value))
         except Exception as exc:  # the relay publishes it after the grace
             log.debug("eager publish of outbox row %s failed: %r", accepted.outbox_id, exc)
-            if isinstance(exc, TOO_LARGE) and producer is self._producer:
-                self._spent = True  # see api.outbox_relay.ProducerSpent
-                self._wake.set()
+            self._keeper.failed(producer, exc)
+            self._wake.set()  # a spent producer is replaced by run
             return
         self._acked.append((accepted.outbox_id, datetime.now(UTC)))
         self._wake.set()
@@ -69,30 +70,16 @@ class EagerPublisher:
     async def run(self) -> None:
         """Keep a producer and mark acknowledged rows, until cancelled."""
         try:
-            self._producer = await self._start_producer()
+            await self._keeper.start()
             while True:
                 await self._wake.wait()
                 await asyncio.sleep(MARK_INTERVAL)  # gather a batch
                 self._wake.clear()
                 await self._mark()
-                if self._spent:
-                    await self._replace_producer()
+                if self._keeper.spent:
+                    await self._keeper.current()  # meanwhile the relay publishes
         finally:
             await self._stop()
-
-    async def _replace_producer(self) -> None:
-        spent, self._producer = self._producer, None  # meanwhile the relay publishes
-        self._spent = False
-        if spent is not None:
-            with contextlib.suppress(Exception):
-                await spent.stop()
-        self._producer = await self._start_producer()
-
-    async def _start_producer(self) -> AIOKafkaProducer:
-        # one event per request: lingering would only delay it (what queues while a
-        # request is out still leaves together)
-        return await start_producer(
-            self._kafka, "eager publishing (the relay publishes meanwhile)", linger_ms=0)
 
     async def _mark(self) -> None:
         acked, self._acked = self._acked, []
@@ -109,11 +96,9 @@ class EagerPublisher:
             log.warning("marking %d eagerly published outbox rows failed: %r", len(acked), exc)
 
     async def _stop(self) -> None:
-        producer, self._producer = self._producer, None
         if self._sending:
             await asyncio.wait(self._sending, timeout=5)
         with contextlib.suppress(Exception):
             await self._mark()
-        if producer is not None:
-            await producer.stop()
+        await self._keeper.stop()
 

@@ -145,6 +145,56 @@ async def start_producer(settings: KafkaSettings, waiting: str,
             delay = min(delay * 2, 10)
 
 
+class ProducerKeeper:
+    """Keeps a started producer, and replaces it once the broker has refused a value of
+    it as too large (a topic allowing less than GAVEL_KAFKA_MAX_MESSAGE_BYTES): the
+    idempotent producer's later batches to that partition would fail out of sequence
+    (OutOfOrderSequenceNumber) for as long as it lives. ``producer`` is None until
+    started, and while a new one starts."""
+
+    def __init__(self, settings: KafkaSettings, waiting: str, **overrides: object) -> None:
+        self._settings = settings
+        self._waiting = waiting
+        self._overrides = overrides
+        self._lock = asyncio.Lock()
+        self._spent = False
+        self.producer: AIOKafkaProducer | None = None
+
+    @property
+    def spent(self) -> bool:
+        return self._spent
+
+    async def start(self) -> None:
+        self.producer = await start_producer(self._settings, self._waiting, **self._overrides)
+
+    def failed(self, producer: AIOKafkaProducer, exc: BaseException) -> None:
+        """Note a send of ``producer`` that failed with ``exc``."""
+        if isinstance(exc, TOO_LARGE) and producer is self.producer:
+            self._spent = True
+
+    async def current(self) -> AIOKafkaProducer:
+        """The producer to send with: a new one (waited for) if the last one is spent."""
+        if self.producer is not None and not self._spent:
+            return self.producer
+        async with self._lock:
+            if self._spent or self.producer is None:
+                spent, self.producer = self.producer, None
+                self._spent = False
+                if spent is not None:
+                    log.info("%s: a new Kafka producer replaces the one whose value the "
+                             "broker refused", self._waiting)
+                    with contextlib.suppress(Exception):
+                        await spent.stop()
+                await self.start()
+            assert self.producer is not None
+            return self.producer
+
+    async def stop(self) -> None:
+        producer, self.producer = self.producer, None
+        if producer is not None:
+            await producer.stop()
+
+
 def make_consumer(settings: KafkaSettings, *topics: str, **overrides: object) -> AIOKafkaConsumer:
     options: dict[str, object] = {
         "bootstrap_servers": settings.bootstrap_servers,

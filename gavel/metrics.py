@@ -56,6 +56,9 @@ PACK_UNLOADS = Counter(
 DEAD_LETTERS = Counter(
     "gavel_dead_letters", "Messages sent to the dead-letter topic, by original topic",
     ["topic"])
+UNPUBLISHED = Counter(
+    "gavel_unpublished_messages", "Finished evaluations the worker sent to Kafka without "
+    "waiting that Kafka did not take (the results are in Postgres), by topic", ["topic"])
 AUDITS_FINISHED = Counter(
     "gavel_audits_finished", "Audit scans that ended: completed by the worker that counted "
     "their last chunk (or by the planner, with nothing to audit), or failed by the planner "
@@ -103,6 +106,10 @@ def record_audit_finished(status: str) -> None:
 
 def record_dead_letter(topic: str) -> None:
     DEAD_LETTERS.labels(topic).inc()
+
+
+def record_unpublished(topic: str) -> None:
+    UNPUBLISHED.labels(topic).inc()
 
 
 def set_consumer_lag(lags: Mapping[tuple[str, int], int]) -> None:

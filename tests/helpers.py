@@ -10,6 +10,7 @@ import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from gavel.db import create_pool
+from gavel.kafka import make_consumer
 from gavel.migrations import discover, migrate
 from gavel.settings import DatabaseSettings, KafkaSettings
 
@@ -28,6 +29,22 @@ async def create_topic(kafka: KafkaSettings, prefix: str) -> str:
     finally:
         await admin.close()
     return name
+
+
+async def keys_on(kafka: KafkaSettings, topic: str, count: int) -> list[str]:
+    """The keys of the first ``count`` messages on ``topic`` (fewer if 20 s pass)."""
+    consumer = make_consumer(kafka, topic)
+    await consumer.start()
+    keys: list[str] = []
+    try:
+        for _ in range(40):
+            batch = await consumer.getmany(timeout_ms=500)
+            keys += [m.key.decode() for messages in batch.values() for m in messages]
+            if len(keys) >= count:
+                break
+    finally:
+        await consumer.stop()
+    return keys
 
 
 @asynccontextmanager

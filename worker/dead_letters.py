@@ -11,10 +11,10 @@ import logging
 
 import asyncpg
 import orjson
-from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
 from gavel.metrics import record_dead_letter
+from worker.publisher import Publisher
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +39,10 @@ class BurstGuard:
 
 
 class DeadLetters:
-    def __init__(self, pool: asyncpg.Pool, producer: AIOKafkaProducer, topic: str,
+    def __init__(self, pool: asyncpg.Pool, publisher: Publisher, topic: str,
                  max_message_bytes: int) -> None:
         self._pool = pool
-        self._producer = producer
+        self._publisher = publisher
         self._topic = topic
         self._max_message_bytes = max_message_bytes
         self.count = 0
@@ -52,7 +52,7 @@ class DeadLetters:
             """INSERT INTO dead_letters (topic, partition, "offset", key, value, error)
                VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""",
             message.topic, message.partition, message.offset, message.key, message.value, error)
-        await self._producer.send_and_wait(
+        await self._publisher.send_and_wait(
             self._topic, key=message.key,
             value=dead_letter_message(message, error, self._max_message_bytes))
         self.count += 1

@@ -10,7 +10,6 @@ from typing import Any
 
 import asyncpg
 import orjson
-from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
 from gavel.events import AccountEvent, StackEvent
@@ -22,6 +21,7 @@ from worker.evaluate import Evaluator
 from worker.group_sync import GroupSync
 from worker.index import ACCOUNTS, STACKS, stack_key
 from worker.outcome import is_blocking, outcome_of
+from worker.publisher import Publisher
 from worker.store import Finished
 from worker.store_batcher import StoreBatcher
 
@@ -62,12 +62,12 @@ class Occasion:
 
 
 class Pipeline:
-    def __init__(self, settings: Settings, pool: asyncpg.Pool, producer: AIOKafkaProducer,
+    def __init__(self, settings: Settings, pool: asyncpg.Pool, publisher: Publisher,
                  groups: GroupSync, evaluator: Evaluator, dead_letters: DeadLetters,
                  opa_version: str) -> None:
         self._settings = settings
         self._pool = pool
-        self._producer = producer
+        self._publisher = publisher
         self.groups = groups
         self._evaluator = evaluator
         self._dead_letters = dead_letters
@@ -148,7 +148,7 @@ class Pipeline:
             return False
         self.evaluated += 1
         record_evaluation(done.outcome, done.entity_type, done.kind, done.occurred_at)
-        await self._producer.send(
+        await self._publisher.send(
             self._settings.kafka.topic_evaluations,
             key=f"{subject.org}/{subject.key}".encode(),
             value=summary_message(subject.org, done, finished_at.isoformat(),

@@ -11,7 +11,7 @@ import aiohttp
 from aiokafka.structs import ConsumerRecord
 
 from gavel.db import pool_context
-from gavel.kafka import ensure_topics, make_consumer, make_producer
+from gavel.kafka import ensure_topics, make_consumer
 from gavel.settings import Settings
 from worker.audit_chunks import AuditChunks
 from worker.consumer import EvaluationLoop
@@ -22,6 +22,7 @@ from worker.index import GroupIndex
 from worker.metrics_server import metrics_server
 from worker.opa_runtime import OpaRuntime, OpaUnavailable, PackCatalog
 from worker.pipeline import Pipeline
+from worker.publisher import Publisher
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +71,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         runtime = OpaRuntime(session, settings.opa.url, settings.opa.max_pack_versions)
         opa_version = await _opa_version(runtime, stop)
         await _inherit_loaded(runtime)
-        producer = make_producer(settings.kafka)
-        await stack.enter_async_context(_started(producer))
+        publisher = Publisher(settings.kafka)
+        await stack.enter_async_context(_started(publisher))
         groups = GroupSync(pool, settings.kafka, GroupIndex())
         await stack.enter_async_context(_started(groups))
         consumer = make_consumer(
@@ -79,10 +80,10 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             max_poll_records=settings.worker.concurrency * 2,
             session_timeout_ms=30000, heartbeat_interval_ms=3000)
         await stack.enter_async_context(_started(consumer))
-        pipeline = Pipeline(settings, pool, producer, groups,
+        pipeline = Pipeline(settings, pool, publisher, groups,
                             Evaluator(PackCatalog(pool), runtime, settings.opa.max_requests,
                                       settings.opa.batch_size),
-                            DeadLetters(pool, producer, settings.kafka.topic_dead_letter,
+                            DeadLetters(pool, publisher, settings.kafka.topic_dead_letter,
                                         settings.kafka.max_message_bytes),
                             opa_version)
         kafka = settings.kafka

@@ -17,9 +17,8 @@ import pytest_asyncio
 from api.background import background
 from api.outbox_relay import RETRY_REFUSED_SECONDS, OutboxRelay
 from gavel.db import create_pool
-from gavel.kafka import make_consumer
 from gavel.settings import Settings
-from tests.helpers import create_topic, migrated_database
+from tests.helpers import create_topic, keys_on, migrated_database
 
 MIB = 1024 * 1024
 
@@ -34,21 +33,6 @@ async def own_database(stack_env: dict[str, str],
             yield url, pool
         finally:
             await pool.close()
-
-
-async def _keys_on(settings: Settings, topic: str, count: int) -> list[str]:
-    consumer = make_consumer(settings.kafka, topic)
-    await consumer.start()
-    keys: list[str] = []
-    try:
-        for _ in range(40):
-            batch = await consumer.getmany(timeout_ms=500)
-            keys += [m.key.decode() for messages in batch.values() for m in messages]
-            if len(keys) >= count:
-                break
-    finally:
-        await consumer.stop()
-    return keys
 
 
 # the topic takes Kafka's default (1 MiB): refused by the broker when Gavel's producer
@@ -80,6 +64,6 @@ async def test_a_row_too_large_for_kafka_is_set_aside_and_the_rest_go_out(
     assert state[ids[2]]["published_at"] is not None
     assert state[ids[1]]["published_at"] is None and state[ids[1]]["later"]
     assert relay.published == 2
-    assert await _keys_on(settings, topic, 2) == ["first", "after"]
+    assert await keys_on(settings.kafka, topic, 2) == ["first", "after"]
     assert await own_pool.fetchval(  # kept, not lost
         "SELECT length(value ->> 'blob') FROM outbox WHERE id = $1", ids[1]) == MIB + MIB // 2
