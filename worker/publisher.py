@@ -30,9 +30,14 @@ class Publisher:
 
     async def send(self, topic: str, key: bytes, value: bytes) -> None:
         """Queue a message; a failure to publish it is logged and counted
-        (``gavel_unpublished_messages``), and nothing waits for it."""
+        (``gavel_unpublished_messages``), and nothing waits for it. What it reports
+        is stored already: sending it is not retried."""
         producer = await self._keeper.current()
-        future = await producer.send(topic, key=key, value=value)
+        try:
+            future = await producer.send(topic, key=key, value=value)
+        except Exception as exc:  # e.g. no metadata for the topic within the timeout
+            self._unpublished(producer, topic, key, exc)
+            return
         future.add_done_callback(functools.partial(self._sent, producer, topic, key))
 
     async def send_and_wait(self, topic: str, key: bytes | None, value: bytes) -> None:
@@ -49,6 +54,10 @@ class Publisher:
             return
         exc = future.exception()
         assert exc is not None
+        self._unpublished(producer, topic, key, exc)
+
+    def _unpublished(self, producer: AIOKafkaProducer, topic: str, key: bytes,
+                     exc: BaseException) -> None:
         self._keeper.failed(producer, exc)
         record_unpublished(topic)
         log.warning("Kafka did not take a message for %s (key %s): %r", topic,
