@@ -158,6 +158,7 @@ class ProducerKeeper:
         self._overrides = overrides
         self._lock = asyncio.Lock()
         self._spent = False
+        self._stopped = False
         self.producer: AIOKafkaProducer | None = None
 
     @property
@@ -173,10 +174,13 @@ class ProducerKeeper:
             self._spent = True
 
     async def current(self) -> AIOKafkaProducer:
-        """The producer to send with: a new one (waited for) if the last one is spent."""
+        """The producer to send with: a new one (waited for) if the last one is spent.
+        Raises RuntimeError once stopped."""
         if self.producer is not None and not self._spent:
             return self.producer
         async with self._lock:
+            if self._stopped:
+                raise RuntimeError(f"{self._waiting}: the Kafka producer was stopped")
             if self._spent or self.producer is None:
                 spent, self.producer = self.producer, None
                 self._spent = False
@@ -186,10 +190,14 @@ class ProducerKeeper:
                     with contextlib.suppress(Exception):
                         await spent.stop()
                 await self.start()
+                if self._stopped:  # stopped while this one started
+                    await self.stop()
+                    raise RuntimeError(f"{self._waiting}: the Kafka producer was stopped")
             assert self.producer is not None
             return self.producer
 
     async def stop(self) -> None:
+        self._stopped = True
         producer, self.producer = self.producer, None
         if producer is not None:
             await producer.stop()
