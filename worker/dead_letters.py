@@ -13,6 +13,7 @@ import asyncpg
 import orjson
 from aiokafka.structs import ConsumerRecord
 
+from gavel.kafka import TOO_LARGE
 from gavel.metrics import record_dead_letter
 from worker.publisher import Publisher
 
@@ -52,9 +53,17 @@ class DeadLetters:
             """INSERT INTO dead_letters (topic, partition, "offset", key, value, error)
                VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""",
             message.topic, message.partition, message.offset, message.key, message.value, error)
-        await self._publisher.send_and_wait(
-            self._topic, key=message.key,
-            value=dead_letter_message(message, error, self._max_message_bytes))
+        value = dead_letter_message(message, error, self._max_message_bytes)
+        try:
+            await self._publisher.send_and_wait(self._topic, key=message.key, value=value)
+        except TOO_LARGE as exc:
+            # a topic taking less than GAVEL_KAFKA_MAX_MESSAGE_BYTES: the dead_letters
+            # table has it; failing the message would stop the worker after each restart
+            log.error("the dead letter of %s[%d]@%d (%d bytes) was not published to %s "
+                      "(%r); the dead_letters table keeps it: raise the topic's "
+                      "max.message.bytes to GAVEL_KAFKA_MAX_MESSAGE_BYTES or more",
+                      message.topic, message.partition, message.offset, len(value),
+                      self._topic, exc)
         self.count += 1
         record_dead_letter(message.topic)
         log.warning("dead-lettered %s[%d]@%d: %s", message.topic, message.partition,
