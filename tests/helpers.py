@@ -19,13 +19,22 @@ def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"token {token}"}
 
 
-async def create_topic(kafka: KafkaSettings, prefix: str) -> str:
-    """A new one-partition topic named ``prefix`` and a random suffix."""
+# Kafka's own default of message.max.bytes (1 MiB and a record batch's overhead); the
+# dev stack's broker allows more
+KAFKA_DEFAULT_MESSAGE_BYTES = 1048588
+
+
+async def create_topic(kafka: KafkaSettings, prefix: str,
+                       max_message_bytes: int | None = None) -> str:
+    """A new one-partition topic named ``prefix`` and a random suffix, taking messages of
+    up to ``max_message_bytes`` (by default what the broker sets)."""
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    configs = {} if max_message_bytes is None else {
+        "max.message.bytes": str(max_message_bytes)}
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(name, 1, 1)])
+        await admin.create_topics([NewTopic(name, 1, 1, topic_configs=configs)])
     finally:
         await admin.close()
     return name

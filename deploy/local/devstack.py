@@ -291,6 +291,12 @@ def kafka_libs() -> Path:
     return libs
 
 
+# the largest record batch the broker takes on a topic without a max.message.bytes of
+# its own (auto-created, or created before Gavel set one): what Gavel's topics allow at
+# the default GAVEL_KAFKA_MAX_MESSAGE_BYTES (gavel.kafka.batch_limit)
+MESSAGE_MAX_BYTES = 8 * 1024 * 1024 + 16 * 1024
+
+
 def kafka_properties(stack: StackDir, broker: int, controller: int) -> Path:
     data = stack.root / "kafka-data"
     props = {
@@ -311,6 +317,7 @@ def kafka_properties(stack: StackDir, broker: int, controller: int) -> Path:
         "group.initial.rebalance.delay.ms": "0",
         "auto.create.topics.enable": "true",
         "log.retention.hours": "168",
+        "message.max.bytes": str(MESSAGE_MAX_BYTES),
     }
     path = stack.root / "kafka.properties"
     path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))

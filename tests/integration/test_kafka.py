@@ -21,7 +21,7 @@ from gavel.kafka import (
     start_producer,
 )
 from gavel.settings import Settings
-from tests.helpers import create_topic
+from tests.helpers import KAFKA_DEFAULT_MESSAGE_BYTES, create_topic
 
 
 async def test_topics_are_created_idempotently(settings: Settings) -> None:
@@ -40,7 +40,7 @@ async def test_topics_are_created_idempotently(settings: Settings) -> None:
 async def test_created_topics_take_the_largest_message_and_smaller_ones_are_named(
         settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
     created = f"test-large-{uuid.uuid4().hex[:8]}"
-    small = await create_topic(settings.kafka, "test-small")  # Kafka's default: 1 MiB
+    small = await create_topic(settings.kafka, "test-small", KAFKA_DEFAULT_MESSAGE_BYTES)
     kafka = settings.kafka.model_copy(update={"topic_stack_events": created,
                                               "topic_account_events": small})
     with caplog.at_level(logging.WARNING, logger="gavel.kafka"):

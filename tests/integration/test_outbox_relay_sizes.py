@@ -18,7 +18,7 @@ from api.background import background
 from api.outbox_relay import RETRY_REFUSED_SECONDS, OutboxRelay
 from gavel.db import create_pool
 from gavel.settings import Settings
-from tests.helpers import create_topic, keys_on, migrated_database
+from tests.helpers import KAFKA_DEFAULT_MESSAGE_BYTES, create_topic, keys_on, migrated_database
 
 MIB = 1024 * 1024
 
@@ -42,7 +42,7 @@ async def test_a_row_too_large_for_kafka_is_set_aside_and_the_rest_go_out(
         own_database: tuple[str, asyncpg.Pool], settings: Settings,
         max_message_bytes: int) -> None:
     url, own_pool = own_database
-    topic = await create_topic(settings.kafka, "test-sizes")
+    topic = await create_topic(settings.kafka, "test-sizes", KAFKA_DEFAULT_MESSAGE_BYTES)
     rows = [("first", {"n": 1}), ("too-large", {"blob": "x" * (MIB + MIB // 2)}),
             ("after", {"n": 2})]
     ids = [await own_pool.fetchval(

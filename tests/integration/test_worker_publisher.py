@@ -16,7 +16,7 @@ from aiokafka.structs import ConsumerRecord
 from prometheus_client import REGISTRY
 
 from gavel.settings import Settings
-from tests.helpers import create_topic, keys_on
+from tests.helpers import KAFKA_DEFAULT_MESSAGE_BYTES, create_topic, keys_on
 from worker.dead_letters import DeadLetters
 from worker.publisher import Publisher
 
@@ -29,7 +29,8 @@ def _unpublished(topic: str) -> float:
 
 
 async def test_after_a_refused_value_later_messages_still_go_out(settings: Settings) -> None:
-    topic = await create_topic(settings.kafka, "test-publisher")
+    topic = await create_topic(settings.kafka, "test-publisher",
+                                KAFKA_DEFAULT_MESSAGE_BYTES)
     publisher = Publisher(settings.kafka.model_copy(update={"max_message_bytes": 8 * MIB}))
     await publisher.start()
     try:
@@ -51,7 +52,8 @@ async def test_after_a_refused_value_later_messages_still_go_out(settings: Setti
 
 async def test_a_dead_letter_the_topic_refuses_is_kept_and_the_worker_goes_on(
         settings: Settings, pool: asyncpg.Pool) -> None:
-    dead_letter_topic = await create_topic(settings.kafka, "test-dead-letters")
+    dead_letter_topic = await create_topic(settings.kafka, "test-dead-letters",
+                                           KAFKA_DEFAULT_MESSAGE_BYTES)
     source = f"test-source-{uuid.uuid4().hex[:8]}"  # the topic the bad messages came from
     kafka = settings.kafka.model_copy(update={"max_message_bytes": 8 * MIB})
     publisher = Publisher(kafka)
