@@ -14,21 +14,15 @@ import logging
 import time
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
 
 from api.leadership import lead_forever
-from gavel.kafka import TOO_LARGE, start_producer
+from gavel.kafka import TOO_LARGE, ProducerKeeper
 from gavel.outbox import CHANNEL
 from gavel.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 _LEADER_LOCK = 0x6761_7665_6C_01
 RETRY_REFUSED_SECONDS = 3600.0
-
-
-class ProducerSpent(Exception):
-    """The broker refused a row as too large: an idempotent producer's later batches to
-    that partition would fail out of sequence, so a new producer takes over."""
 
 
 class OutboxRelay:
@@ -50,43 +44,45 @@ class OutboxRelay:
 
     async def _lead(self, conn: asyncpg.Connection) -> None:
         await conn.add_listener(CHANNEL, lambda *_: self._wake.set())
-        while True:
-            producer = await start_producer(self._kafka, "outbox relay")
-            try:
-                # its own connection: under load the API's pool queue would delay publishing
-                await self._publish_forever(producer, conn)
-            finally:
-                await producer.stop()
+        keeper = ProducerKeeper(self._kafka, "outbox relay")
+        await keeper.start()
+        try:
+            # its own connection: under load the API's pool queue would delay publishing
+            await self._publish_forever(keeper, conn)
+        finally:
+            await keeper.stop()
 
-    async def _publish_forever(self, producer: AIOKafkaProducer,
-                               conn: asyncpg.Connection) -> None:
+    async def _publish_forever(self, keeper: ProducerKeeper, conn: asyncpg.Connection) -> None:
         delay = 0.5
         while True:
             self._wake.clear()
             try:
-                sent = await self.publish_batch(producer, conn)
+                sent = await self.publish_batch(keeper, conn)
                 await self._prune(conn)
                 delay = 0.5
-            except ProducerSpent:
-                return  # a new producer sends the rows that were behind the refused one
             except Exception as exc:
                 log.warning("publishing the outbox failed (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)
                 continue
-            if sent < self._batch_size:
+            # after a refusal a new producer sends the rows behind the refused one at once
+            if sent < self._batch_size and not keeper.spent:
                 try:
                     await asyncio.wait_for(self._wake.wait(), self._sweep_interval)
                 except TimeoutError:
                     pass
 
-    async def publish_batch(self, producer: AIOKafkaProducer, conn: asyncpg.Connection) -> int:
+    async def publish_batch(self, keeper: ProducerKeeper, conn: asyncpg.Connection) -> int:
+        """Publish the next rows in id order; a row Kafka refuses is set aside, and when
+        the broker refused it the rows after it wait for the next batch (``keeper``
+        replaces the producer)."""
         rows = await conn.fetch(
             """SELECT id, topic, key, value::text AS value FROM outbox
                WHERE published_at IS NULL AND (publish_after IS NULL OR publish_after <= now())
                ORDER BY id LIMIT $1""", self._batch_size)
         if not rows:
             return 0
+        producer = await keeper.current()
         sent: list[tuple[asyncpg.Record, asyncio.Future[object]]] = []
         refused: list[asyncpg.Record] = []
         for row in rows:
@@ -100,9 +96,9 @@ class OutboxRelay:
         for row, future in sent:
             try:
                 await future
-            except TOO_LARGE:
+            except TOO_LARGE as exc:
                 refused.append(row)
-                failure = ProducerSpent()
+                keeper.failed(producer, exc)
                 break
             except Exception as exc:
                 failure = exc
