@@ -62,7 +62,8 @@ class EagerPublisher:
         except Exception as exc:  # the relay publishes it after the grace
             log.debug("eager publish of outbox row %s failed: %r", accepted.outbox_id, exc)
             self._keeper.failed(producer, exc)
-            self._wake.set()  # a spent producer is replaced by run
+            if self._keeper.spent:
+                self._wake.set()  # run replaces it
             return
         self._acked.append((accepted.outbox_id, datetime.now(UTC)))
         self._wake.set()
