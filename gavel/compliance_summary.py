@@ -20,10 +20,12 @@ starts (``gavel.observed_landing``); and how many lie in each block of entities
 (``entity_block_counts``, the same way), where one sorted by entity starts
 (``gavel.entity_blocks``).
 
-The statement that replaces an entity's rows also counts what the rows it deletes
-contributed (negatively) and what the rows it inserts contribute, so only the net
-change of each count comes back, and a re-evaluation that changes nothing changes no
-compliance count (its violations' ids move to the newest range). The counts are the
+The statement that replaces an entity's rows returns those it deletes and those it
+inserts, and ``gavel.compliance_changes`` adds up what they contributed (negatively)
+and contribute, so only the net change of each count is written, and a re-evaluation
+that changes nothing changes no compliance count (its violations' ids move to the
+newest range). Adding up a few rows costs the worker less than an aggregation costs
+Postgres, whose plan has a node per count and grouping. The counts are the
 only rows that writers of different entities share, so ``add`` writes them last in the
 transaction and in key order: a writer of the same org waits at most for the other's
 upserts and commit, and two never deadlock.
@@ -32,21 +34,23 @@ upserts and commit, and two never deadlock.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import asyncpg
 
 from gavel import compliance, entity_blocks
+from gavel.compliance_changes import ChangeCounter, Changes, Entity, FoundViolations, PackRun
 
 _ENTITIES = "unnest($1::bigint[], $2::text[], $3::text[]) AS u(org_id, entity_type, entity_key)"
 _OF_ENTITIES = ("c.org_id = u.org_id AND c.entity_type = u.entity_type "
                 "AND c.entity_key = u.entity_key")
-_RUN = ("org_id", "entity_type", "entity_key", "pack", "pack_version", "version_tag", "groups",
-        "errored", "violations", "disabled")
-_FOUND = ("org_id", "entity_type", "entity_key", "groups", "pack", "pack_version", "policy",
-          "level", "violation_id", "observed_at")
+# rows of current_pack_results as PackRun
+_RUN = ("org_id, entity_type, entity_key, pack, pack_version, version_tag, groups, errored, "
+        "violations, disabled")
+_VIOLATION = ("org_id, entity_type, entity_key, groups, pack, pack_version, policy, level, "
+              "violation_id, observed_at")
 _PACK_RESULTS = """
 INSERT INTO current_pack_results AS c (org_id, entity_type, entity_key, evaluation_id, pack,
                                        pack_version, version_tag, groups, errored, violations,
@@ -60,135 +64,39 @@ FROM evaluations e CROSS JOIN LATERAL jsonb_array_elements(e.packs) AS p
 """
 
 
-def _counting(runs: str, found: str) -> str:
-    """The change of every count from ``runs`` (rows of current_pack_results) and
-    ``found`` (of current_violations), each with a ``sign``: 1 adds a row's entity,
-    -1 takes it away. An entity counts once per key: a pack version it ran twice
-    (under groups with different configs) passes only if neither run errored or left
-    a violation. ``entities`` is ``evaluated`` for packs and groups, ``failing`` for
-    policies (entities whose pack version ran without error and left a violation of
-    the policy, so that none fails more often than it is evaluated; the violations by
-    level count every violation). A policy is ``skipped`` on an entity whose pack
-    version ran without error with the policy disabled in every run (under the group).
-    Counts that do not change are left out; a group's violations by level are added up
-    from its policies' by ``_changes``, which costs less here."""
-    return f"""
-runs AS ({runs}),
-found AS ({found}),
-per_pack AS (
-    SELECT sign, org_id, entity_type, entity_key, group_name, pack, pack_version,
-           max(version_tag) AS version_tag, bool_or(errored) AS errored,
-           sum(violations) AS violations, count(*) AS runs
-    FROM runs CROSS JOIN LATERAL unnest(array_append(groups, '')) AS group_name
-    GROUP BY sign, org_id, entity_type, entity_key, group_name, pack, pack_version),
-per_group AS (
-    SELECT sign, org_id, entity_type, group_name, scope, bool_or(errored) AS errored,
-           sum(violations) AS violations
-    FROM runs CROSS JOIN LATERAL unnest(groups) AS group_name
-         CROSS JOIN LATERAL unnest(ARRAY['', pack]) AS scope
-    GROUP BY sign, org_id, entity_type, entity_key, group_name, scope),
-per_policy AS (
-    SELECT sign, org_id, entity_type, group_name, pack, pack_version, policy,
-           NOT coalesce(p.errored, false) AS ran, advisory, mandatory
-    FROM (SELECT sign, org_id, entity_type, entity_key, group_name, pack, pack_version,
-                 policy, count(*) FILTER (WHERE level = 'advisory') AS advisory,
-                 count(*) FILTER (WHERE level = 'mandatory') AS mandatory
-          FROM found CROSS JOIN LATERAL unnest(array_append(groups, '')) AS group_name
-          GROUP BY sign, org_id, entity_type, entity_key, group_name, pack, pack_version,
-                   policy) AS f
-         LEFT JOIN per_pack p USING (sign, org_id, entity_type, entity_key, group_name, pack,
-                                     pack_version)),
-per_skip AS (
-    SELECT sign, org_id, entity_type, group_name, pack, pack_version, policy
-    FROM (SELECT sign, org_id, entity_type, entity_key, group_name, pack, pack_version,
-                 policy, count(*) AS runs
-          FROM runs CROSS JOIN LATERAL unnest(array_append(groups, '')) AS group_name
-               CROSS JOIN LATERAL unnest(disabled) AS policy
-          GROUP BY sign, org_id, entity_type, entity_key, group_name, pack, pack_version,
-                   policy) AS d
-         JOIN per_pack p USING (sign, org_id, entity_type, entity_key, group_name, pack,
-                                pack_version)
-    WHERE NOT p.errored AND d.runs = p.runs),
-per_entity AS (  -- added up before the groups are unnested, for the ranges and blocks
-    SELECT sign, org_id, entity_type, entity_key, groups, level,
-           violation_id >> {compliance.ID_RANGE_BITS} AS id_range, count(*) AS n,
-           min(observed_at) FILTER (WHERE sign = 1) AS first_observed_at,
-           max(observed_at) FILTER (WHERE sign = 1) AS last_observed_at
-    FROM found GROUP BY sign, org_id, entity_type, entity_key, groups, level, id_range),
-per_range AS (
-    SELECT sign, org_id, entity_type, group_name, level, id_range, sum(n) AS violations,
-           min(first_observed_at) AS first_observed_at,
-           max(last_observed_at) AS last_observed_at
-    FROM per_entity CROSS JOIN LATERAL unnest(array_append(groups, '')) AS group_name
-    GROUP BY sign, org_id, entity_type, group_name, level, id_range),
-blocks AS MATERIALIZED (  -- each entity's block looked up once, not once per row
-    SELECT e.org_id, e.entity_type, e.entity_key,
-           coalesce((SELECT max(b.first_key) FROM entity_blocks b
-                     WHERE b.org_id = e.org_id AND b.entity_type = e.entity_type
-                       AND b.first_key <= e.entity_key), '') AS first_key
-    FROM (SELECT DISTINCT org_id, entity_type, entity_key FROM per_entity) AS e),
-per_block AS (
-    SELECT sign, org_id, entity_type, group_name, level, first_key, sum(n) AS violations
-    FROM per_entity JOIN blocks USING (org_id, entity_type, entity_key)
-         CROSS JOIN LATERAL unnest(array_append(groups, '')) AS group_name
-    GROUP BY sign, org_id, entity_type, group_name, level, first_key),
-counted AS (
-    SELECT 'pack' AS kind, org_id, entity_type, group_name, pack, pack_version, '' AS policy,
-           '' AS level, 0::bigint AS id_range, '' AS first_key, version_tag, sign AS entities,
-           sign * errored::int AS errored,
-           sign * (NOT errored AND violations = 0)::int AS passing, 0 AS advisory,
-           0 AS mandatory, 0 AS skipped, NULL::timestamptz AS first_observed_at,
-           NULL::timestamptz AS last_observed_at
-    FROM per_pack
-    UNION ALL
-    SELECT 'policy', org_id, entity_type, group_name, pack, pack_version, policy, '', 0, '',
-           NULL, sign * ran::int, 0, 0, sign * advisory, sign * mandatory, 0, NULL, NULL
-    FROM per_policy
-    UNION ALL
-    SELECT 'policy', org_id, entity_type, group_name, pack, pack_version, policy, '', 0, '',
-           NULL, 0, 0, 0, 0, 0, sign, NULL, NULL
-    FROM per_skip
-    UNION ALL
-    SELECT 'group', org_id, entity_type, group_name, scope, 0, '', '', 0, '', NULL, sign,
-           sign * errored::int, sign * (NOT errored AND violations = 0)::int, 0, 0, 0,
-           NULL, NULL
-    FROM per_group
-    UNION ALL
-    SELECT 'range', org_id, entity_type, group_name, '', 0, '', level, id_range, '', NULL,
-           sign * violations, 0, 0, 0, 0, 0, first_observed_at, last_observed_at
-    FROM per_range
-    UNION ALL
-    SELECT 'block', org_id, entity_type, group_name, '', 0, '', level, 0, first_key, NULL,
-           sign * violations, 0, 0, 0, 0, 0, NULL, NULL
-    FROM per_block)
-SELECT kind, org_id, entity_type, group_name, pack, pack_version, policy, level, id_range,
-       first_key, max(version_tag) AS version_tag, sum(entities)::int AS entities,
-       sum(errored)::int AS errored, sum(passing)::int AS passing,
-       sum(advisory)::int AS advisory, sum(mandatory)::int AS mandatory,
-       sum(skipped)::int AS skipped, min(first_observed_at) AS first_observed_at,
-       max(last_observed_at) AS last_observed_at
-FROM counted
-GROUP BY kind, org_id, entity_type, group_name, pack, pack_version, policy, level, id_range,
-         first_key
-HAVING sum(entities) <> 0 OR sum(errored) <> 0 OR sum(passing) <> 0 OR sum(advisory) <> 0
-    OR sum(mandatory) <> 0 OR sum(skipped) <> 0 OR max(last_observed_at) IS NOT NULL
-"""
+# the first key of each entity's block of entities ('' for the first block)
+_FIRST_KEY = """coalesce((SELECT max(b.first_key) FROM entity_blocks b
+          WHERE b.org_id = e.org_id AND b.entity_type = e.entity_type
+            AND b.first_key <= e.entity_key), '')"""
+# The rows the statement below returns, all in one shape: kind, sign, org_id,
+# entity_type, entity_key, pack, pack_version, name, level, groups, number, errored,
+# disabled, observed_at. A pack run ('run') has its version tag as its name and its
+# violations as its number; a violation ('found') its policy and range of ids; an
+# entity's block ('block') its first key as its name. (Plain rows: asyncpg reads them
+# in half the time it takes to read as many records in an array.)
+_AS_RUN = ("org_id, entity_type, entity_key, pack, pack_version, version_tag, NULL::text, "
+           "groups, violations::bigint, errored, disabled, NULL::timestamptz")
+_AS_FOUND = ("org_id, entity_type, entity_key, pack, pack_version, policy, level, groups, "
+             f"violation_id >> {compliance.ID_RANGE_BITS}, NULL::bool, NULL::text[], "
+             "{observed_at}")
 
 
-def _signed(sign: int, columns: Sequence[str], source: str) -> str:
-    return f"SELECT {sign} AS sign, {', '.join(columns)} FROM {source}"
+def _signed(sign: int, columns: str, source: str) -> str:
+    return f"SELECT {sign} AS sign, {columns} FROM {source}"
 
 
-def _returning(columns: Sequence[str]) -> str:
-    return "RETURNING " + ", ".join(f"c.{column}" for column in columns)
+def _returning(columns: str) -> str:
+    return "RETURNING " + ", ".join(f"c.{column.strip()}" for column in columns.split(","))
 
 
 # $1-$3 the entities whose latest evaluation changed, $4 those evaluations. The
-# sub-statements do not see each other's rows: each deletes only what was there.
+# sub-statements do not see each other's rows: each deletes only what was there. It
+# returns the rows deleted and inserted, as pack runs and violations, and the entities'
+# blocks, for the ChangeCounter.
 _REPLACE = f"""
 WITH cleared_violations AS (
     DELETE FROM current_violations c USING {_ENTITIES} WHERE {_OF_ENTITIES}
-    {_returning(_FOUND)}),
+    {_returning(_VIOLATION)}),
 copied_violations AS (
     INSERT INTO current_violations AS c (violation_id, evaluation_id, org_id, entity_type,
                                          entity_key, groups, pack, pack_version, version_tag,
@@ -196,25 +104,43 @@ copied_violations AS (
     SELECT id, evaluation_id, org_id, entity_type, entity_key, groups, pack, pack_version,
            version_tag, policy, level, urn, message, details, observed_at
     FROM violations WHERE evaluation_id = ANY($4::uuid[])
-    {_returning(_FOUND)}),
+    {_returning(_VIOLATION)}),
 cleared_runs AS (
     DELETE FROM current_pack_results c USING {_ENTITIES} WHERE {_OF_ENTITIES}
     {_returning(_RUN)}),
 copied_runs AS (
     {_PACK_RESULTS} WHERE e.id = ANY($4::uuid[])
     {_returning(_RUN)}),
-{_counting(
-    f"{_signed(-1, _RUN, 'cleared_runs')} UNION ALL {_signed(1, _RUN, 'copied_runs')}",
-    f"{_signed(-1, _FOUND, 'cleared_violations')} UNION ALL "
-    f"{_signed(1, _FOUND, 'copied_violations')}")}
+blocks AS (SELECT e.org_id, e.entity_type, e.entity_key, {_FIRST_KEY} AS first_key
+           FROM {_ENTITIES.replace("AS u(", "AS e(")})
+SELECT 'run' AS kind, -1 AS sign, {_AS_RUN} FROM cleared_runs
+UNION ALL SELECT 'run', 1, {_AS_RUN} FROM copied_runs
+UNION ALL SELECT 'found', -1, {_AS_FOUND.format(observed_at="NULL::timestamptz")}
+          FROM cleared_violations
+UNION ALL SELECT 'found', 1, {_AS_FOUND.format(observed_at="observed_at")}
+          FROM copied_violations
+UNION ALL SELECT 'block', 0, org_id, entity_type, entity_key, NULL::text, NULL::int,
+                 first_key, NULL::text, NULL::text[], NULL::bigint, NULL::bool, NULL::text[],
+                 NULL::timestamptz
+          FROM blocks
 """
 _ORG_PACK_RESULTS = f"""
 {_PACK_RESULTS}
 WHERE e.id IN (SELECT evaluation_id FROM latest_evaluations WHERE org_id = $1)
 """
-_ORG_COUNTS = f"""
-WITH {_counting(_signed(1, _RUN, "current_pack_results WHERE org_id = $1"),
-                _signed(1, _FOUND, "current_violations WHERE org_id = $1"))}
+_ORG_RUNS = _signed(1, _RUN, "current_pack_results WHERE org_id = $1")
+# an org's current violations, those alike but in id and observed time counted together
+_ORG_FOUND = f"""
+SELECT 1 AS sign, org_id, entity_type, entity_key, groups, pack, pack_version, policy, level,
+       violation_id >> {compliance.ID_RANGE_BITS} AS id_range, count(*),
+       min(observed_at), max(observed_at)
+FROM current_violations WHERE org_id = $1
+GROUP BY org_id, entity_type, entity_key, groups, pack, pack_version, policy, level, id_range
+"""
+_ORG_BLOCKS = f"""
+SELECT e.org_id, e.entity_type, e.entity_key, {_FIRST_KEY}
+FROM (SELECT DISTINCT org_id, entity_type, entity_key FROM current_violations
+      WHERE org_id = $1) AS e
 """
 
 
@@ -339,31 +265,6 @@ _ADD = "WITH" + ",".join(_per_table(CountTable.upsert_sql, lambda t: t.parameter
                           for t in COUNT_TABLES)
 _DELETE_EMPTY = "WITH" + ",".join(_per_table(CountTable.delete_empty_sql,
                                              lambda t: len(t.keys))) + "\nSELECT 1"
-Changes = dict[str, dict[tuple[Any, ...], list[Any]]]
-
-
-def _changes(rows: Sequence[asyncpg.Record]) -> Changes:
-    """The change rows by table kind and key, with a group's violations by level (of
-    one pack, or of all): the sum over the policies counted under the group."""
-    changes: Changes = {t.kind: {} for t in COUNT_TABLES}
-    for table in COUNT_TABLES:
-        for r in rows:
-            if r["kind"] == table.kind:
-                changes[table.kind][tuple(r[c] for c in table.keys)] = [
-                    r[f] for f in table.fields]
-    groups = changes[GROUP_COUNTS.kind]
-    for (org_id, group, pack, _, _, entity_type), (_, advisory, mandatory, _) in \
-            changes[POLICY_COUNTS.kind].items():
-        if group:
-            for scope in ("", pack):
-                counts = groups.setdefault((org_id, scope, group, entity_type), [0] * 5)
-                counts[3] += advisory
-                counts[4] += mandatory
-    for key in [key for key, counts in groups.items() if not any(counts)]:
-        del groups[key]
-    return changes
-
-
 def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
     """The rows as ``width`` columns (empty ones when there are no rows)."""
     return [[row[i] for row in rows] for i in range(width)]
@@ -379,31 +280,48 @@ class LatestEvaluation(Protocol):
 
 
 async def replace_current_state(conn: asyncpg.Connection,
-                                advanced: Sequence[LatestEvaluation]) -> list[asyncpg.Record]:
+                                advanced: Sequence[LatestEvaluation]) -> Changes:
     """The current violations and pack runs of the entities of ``advanced`` become those
     of that evaluation; returns the change of the counts, for ``add``. Planning this
     statement costs more than running it for a few entities: the caller's transaction
     should plan it once per connection, with index lookups
     (``gavel.db.transaction_by_key``)."""
     if not advanced:
-        return []
-    return await conn.fetch(_REPLACE, [e.org_id for e in advanced],
+        return {}
+    rows = await conn.fetch(_REPLACE, [e.org_id for e in advanced],
                             [e.entity_type for e in advanced],
                             [e.entity_key for e in advanced],
                             [e.evaluation_id for e in advanced])
+    runs: list[PackRun] = []
+    found: list[FoundViolations] = []
+    blocks: dict[Entity, str] = {}
+    for (kind, sign, org_id, entity_type, entity_key, pack, version, name, level, groups,
+         number, errored, disabled, observed_at) in rows:
+        if kind == "found":
+            found.append(FoundViolations(sign, org_id, entity_type, entity_key, groups, pack,
+                                         version, name, level, number, 1, observed_at,
+                                         observed_at))
+        elif kind == "run":
+            runs.append(PackRun(sign, org_id, entity_type, entity_key, pack, version, name,
+                                groups, errored, number, disabled))
+        else:
+            blocks[(org_id, entity_type, entity_key)] = name
+    counter = ChangeCounter()
+    counter.add_runs(runs)
+    counter.add_found(found, blocks)
+    return counter.changes()
 
 
-async def add(conn: asyncpg.Connection, change: Sequence[asyncpg.Record],
+async def add(conn: asyncpg.Connection, changes: Changes,
               split_limit: int = entity_blocks.SPLIT_LIMIT) -> list[entity_blocks.Block]:
-    """Add the change to the counts, in key order; delete counts that drop to zero.
+    """Add the changes to the counts, in key order; delete counts that drop to zero.
     Returns the blocks of entities whose violations of one level now pass
     ``split_limit``, to split once the transaction is committed."""
-    changes = _changes(change)
     if not any(changes.values()):
         return []
     arguments: list[Any] = []
     for table in COUNT_TABLES:
-        rows = sorted(changes[table.kind].items())
+        rows = sorted(changes.get(table.kind, {}).items())
         arguments += _columns([(*key, *values) for key, values in rows],
                               len(table.keys) + len(table.columns))
         if table.splits:
@@ -440,4 +358,17 @@ async def rebuild(conn: asyncpg.Connection, org_id: int, block_rows: int | None 
         for table in ("current_pack_results", *(t.name for t in COUNT_TABLES)):
             await conn.execute(f"DELETE FROM {table} WHERE org_id = $1", org_id)
         await conn.execute(_ORG_PACK_RESULTS, org_id)
-        await add(conn, await conn.fetch(_ORG_COUNTS, org_id))
+        counter = ChangeCounter()
+        counter.add_runs(PackRun._make(run) for run in await conn.fetch(_ORG_RUNS, org_id))
+        blocks = {tuple(b[:3]): b[3] for b in await conn.fetch(_ORG_BLOCKS, org_id)}
+        async for part in _parts(conn.cursor(_ORG_FOUND, org_id)):
+            counter.add_found((FoundViolations._make(f) for f in part), blocks)
+        await add(conn, counter.changes())
+
+
+async def _parts(cursor: asyncpg.cursor.CursorFactory, size: int = 10_000
+                 ) -> AsyncIterator[list[asyncpg.Record]]:
+    """The cursor's rows, ``size`` at a time."""
+    opened = await cursor
+    while part := await opened.fetch(size):
+        yield part
