@@ -72,12 +72,10 @@ class FoundViolations(NamedTuple):
     last_observed_at: datetime | None
 
 
-# a new row of changes of each count table: the fields of its CountTable
+# a new row of changes of a count table kept in _row: the fields of its CountTable
 _PACK = (None, 0, 0, 0)  # version_tag, evaluated, errored, passing
 _POLICY = (0, 0, 0, 0)  # failing, advisory, mandatory, skipped
 _GROUP = (0, 0, 0, 0, 0)  # evaluated, errored, passing, advisory, mandatory
-_RANGE = (0, None, None)  # violations, first_observed_at, last_observed_at
-_BLOCK = (0,)  # violations
 # (sign, org_id, entity_type, entity_key, group_name, pack, pack_version)
 _RunKey = tuple[int, int, str, str, str, str, int]
 
@@ -94,9 +92,7 @@ class _PackVersionRun:
         self.runs = 1
 
     def add(self, run: PackRun) -> None:
-        if self.version_tag is None or (run.version_tag is not None
-                                        and run.version_tag > self.version_tag):
-            self.version_tag = run.version_tag
+        self.version_tag = _greatest(self.version_tag, run.version_tag)
         self.errored = self.errored or run.errored
         self.violations += run.violations
         self.runs += 1
@@ -197,8 +193,7 @@ class ChangeCounter:
             row[1] += sign
             row[2] += sign * run.errored
             row[3] += sign * run.passed
-            if row[0] is None or (run.version_tag is not None and run.version_tag > row[0]):
-                row[0] = run.version_tag
+            row[0] = _greatest(row[0], run.version_tag)
         policies: dict[tuple[Any, ...], list[Any]] = {}
         for key, (advisory, mandatory) in self._per_policy.items():
             sign, org_id, entity_type, _, group, pack, version, policy = key
@@ -234,6 +229,11 @@ class ChangeCounter:
         changes["range"] = {key: row for key, row in self._ranges.items()
                             if row[0] or row[2] is not None}
         return changes
+
+
+def _greatest(tag: str | None, other: str | None) -> str | None:
+    """The greater of two version tags, as SQL's max (None where there is none)."""
+    return other if tag is None or (other is not None and other > tag) else tag
 
 
 def _widen(row: list[Any], first: datetime | None, last: datetime | None) -> None:

@@ -24,8 +24,8 @@ The statement that replaces an entity's rows returns those it deletes and those 
 inserts, and ``gavel.compliance_changes`` adds up what they contributed (negatively)
 and contribute, so only the net change of each count is written, and a re-evaluation
 that changes nothing changes no compliance count (its violations' ids move to the
-newest range). Adding up a few rows costs the worker less than an aggregation costs
-Postgres, whose plan has a node per count and grouping. The counts are the
+newest range). Adding them up costs the worker about what the aggregation it replaces
+cost Postgres, which every worker shares. The counts are the
 only rows that writers of different entities share, so ``add`` writes them last in the
 transaction and in key order: a writer of the same org waits at most for the other's
 upserts and commit, and two never deadlock.
@@ -68,6 +68,8 @@ FROM evaluations e CROSS JOIN LATERAL jsonb_array_elements(e.packs) AS p
 _FIRST_KEY = """coalesce((SELECT max(b.first_key) FROM entity_blocks b
           WHERE b.org_id = e.org_id AND b.entity_type = e.entity_type
             AND b.first_key <= e.entity_key), '')"""
+# a violation's range of ids
+_ID_RANGE = f"violation_id >> {compliance.ID_RANGE_BITS}"
 # The rows the statement below returns, all in one shape: kind, sign, org_id,
 # entity_type, entity_key, pack, pack_version, name, level, groups, number, errored,
 # disabled, observed_at. A pack run ('run') has its version tag as its name and its
@@ -77,12 +79,7 @@ _FIRST_KEY = """coalesce((SELECT max(b.first_key) FROM entity_blocks b
 _AS_RUN = ("org_id, entity_type, entity_key, pack, pack_version, version_tag, NULL::text, "
            "groups, violations::bigint, errored, disabled, NULL::timestamptz")
 _AS_FOUND = ("org_id, entity_type, entity_key, pack, pack_version, policy, level, groups, "
-             f"violation_id >> {compliance.ID_RANGE_BITS}, NULL::bool, NULL::text[], "
-             "{observed_at}")
-
-
-def _signed(sign: int, columns: str, source: str) -> str:
-    return f"SELECT {sign} AS sign, {columns} FROM {source}"
+             f"{_ID_RANGE}, NULL::bool, NULL::text[], {{observed_at}}")
 
 
 def _returning(columns: str) -> str:
@@ -128,11 +125,11 @@ _ORG_PACK_RESULTS = f"""
 {_PACK_RESULTS}
 WHERE e.id IN (SELECT evaluation_id FROM latest_evaluations WHERE org_id = $1)
 """
-_ORG_RUNS = _signed(1, _RUN, "current_pack_results WHERE org_id = $1")
+_ORG_RUNS = f"SELECT 1 AS sign, {_RUN} FROM current_pack_results WHERE org_id = $1"
 # an org's current violations, those alike but in id and observed time counted together
 _ORG_FOUND = f"""
 SELECT 1 AS sign, org_id, entity_type, entity_key, groups, pack, pack_version, policy, level,
-       violation_id >> {compliance.ID_RANGE_BITS} AS id_range, count(*),
+       {_ID_RANGE} AS id_range, count(*),
        min(observed_at), max(observed_at)
 FROM current_violations WHERE org_id = $1
 GROUP BY org_id, entity_type, entity_key, groups, pack, pack_version, policy, level, id_range
