@@ -1,6 +1,7 @@
 """How many evaluations an org received, per hour and per day (migration 0016, kept by a
-trigger as rows come and go): the evaluation history's exact total, and the hour that
-holds a page given by number, so that the page skips only that hour's rows.
+trigger as rows come and go, and by the worker's store for the rows it inserts,
+migration 0017): the evaluation history's exact total, and the hour that holds a page
+given by number, so that the page skips only that hour's rows.
 
 The history is newest first. Rows are numbered in that order over all time; a window
 (``since``/``until``) is the run of numbers between the rows received at or after
@@ -12,14 +13,15 @@ first row, or backwards from the hour that holds its last one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 
-from gavel.db import org_lock_key
+from gavel.db import ORG_LOCK_KEY_SQL, org_lock_key
 
 # The first key of an org's advisory lock taken to count its evaluations (the second is
 # the org id, as an int): a transaction counting several orgs takes them in the order
@@ -29,6 +31,10 @@ LOCK_CLASS = 0x6776_6563
 COUNTED_FILTERS = {"entityType": "entity_type", "kind": "kind"}
 WINDOW_FILTERS = ("since", "until")
 HOUR = timedelta(hours=1)
+
+# Said at the start of a transaction whose writer counts the evaluations it inserts
+# (``add_inserted``): the trigger leaves that transaction's rows alone (migration 0017).
+COUNTED_BY_STATEMENT = "SET LOCAL gavel.evaluations_counted = 'by statement'; "
 
 _TOTAL = ("(SELECT coalesce(sum(evaluations), 0) FROM evaluation_counts\n"
           " WHERE org_id = $1 AND span = 'day'{matching})")
@@ -75,6 +81,44 @@ FROM evaluations e CROSS JOIN (VALUES ('hour'), ('day')) AS s(span)
 WHERE e.org_id = $1
 GROUP BY 1, 2, 3, 4, 5
 """
+
+# Adds $5 evaluations received at $2, of entity type $3 and kind $4, to their org's ($1)
+# hour and day, holding the orgs' locks (taken first, in order, as the trigger takes
+# them): the count rows in order too.
+_ADD_INSERTED = f"""
+WITH e AS (
+    SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[],
+                         $5::bigint[]) AS e(org_id, received_at, entity_type, kind, n)),
+locked AS MATERIALIZED (
+    SELECT count(pg_advisory_xact_lock({LOCK_CLASS}, {ORG_LOCK_KEY_SQL})) AS orgs
+    FROM (SELECT DISTINCT org_id FROM e ORDER BY org_id) AS o)
+INSERT INTO evaluation_counts AS c (org_id, span, received, entity_type, kind, evaluations)
+SELECT e.org_id, s.span, date_trunc(s.span, e.received_at, 'UTC'), e.entity_type, e.kind,
+       sum(e.n)
+FROM e CROSS JOIN (VALUES ('hour'), ('day')) AS s(span) CROSS JOIN locked
+GROUP BY 1, 2, 3, 4, 5
+ORDER BY 1, 2, 3, 4, 5
+ON CONFLICT (org_id, span, received, entity_type, kind)
+DO UPDATE SET evaluations = c.evaluations + EXCLUDED.evaluations
+"""
+
+
+class Received(NamedTuple):
+    """An evaluation as it is counted."""
+
+    org_id: int
+    received_at: datetime
+    entity_type: str
+    kind: str
+
+
+async def add_inserted(conn: asyncpg.Connection, inserted: Iterable[Received]) -> None:
+    """Count evaluations the transaction inserted (begun with ``COUNTED_BY_STATEMENT``):
+    its last statement, so that the counts are locked only while it commits."""
+    counted = Counter(inserted)
+    if counted:
+        rows = [(*row, n) for row, n in counted.items()]
+        await conn.execute(_ADD_INSERTED, *([row[i] for row in rows] for i in range(5)))
 
 
 async def recount(conn: asyncpg.Connection, org_id: int) -> None:

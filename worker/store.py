@@ -5,7 +5,9 @@ entity's current state: ``latest_evaluations`` points at its newest evaluation (
 event time) and ``current_violations`` holds a copy of that evaluation's violations.
 The row lock on ``latest_evaluations`` serializes two writers of one entity. The
 current state, with the compliance counts it adds up to, is replaced by
-``gavel.compliance_summary``; the org-wide counts are written last. The statement that
+``gavel.compliance_summary``; the org-wide counts are written last, and then the counts of
+evaluations received (``gavel.evaluation_counts``), of those the batch inserted: a
+statement adds a batch's rows to each count at once. The statement that
 stores an evaluation also announces it on FINISHED_CHANNEL (delivered at commit), which
 long-polls of the API wait for.
 """
@@ -15,12 +17,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import orjson
 
-from gavel import compliance_summary, entity_blocks
+from gavel import compliance_summary, entity_blocks, evaluation_counts
 from gavel.db import transaction_by_key
 from gavel.evaluations import FINISHED_CHANNEL
 from gavel.events import AccountEvent, StackEvent
@@ -55,7 +57,8 @@ finished AS (
         packs = u.packs::jsonb, opa_version = u.opa_version, finished_at = now(),
         resource_count = u.resource_count
     FROM u WHERE e.id = u.id AND e.status = 'pending'
-    RETURNING e.id, e.org_id, e.entity_type, e.entity_key, e.occurred_at, e.finished_at),
+    RETURNING e.id, e.org_id, e.entity_type, e.entity_key, e.occurred_at, e.finished_at,
+              e.received_at),
 inserted AS (
     INSERT INTO evaluations (id, org_id, event_id, entity_type, entity_key, kind, status,
                              outcome, blocking, packs, opa_version, finished_at,
@@ -65,8 +68,9 @@ inserted AS (
            chunks, audit_id, occurred_at
     FROM u
     ON CONFLICT DO NOTHING
-    RETURNING id, org_id, entity_type, entity_key, occurred_at, finished_at),
-stored AS (SELECT * FROM finished UNION ALL SELECT * FROM inserted),
+    RETURNING id, org_id, entity_type, entity_key, occurred_at, finished_at, received_at),
+stored AS (SELECT *, false AS inserted FROM finished
+           UNION ALL SELECT *, true FROM inserted),
 found AS (
     INSERT INTO violations (evaluation_id, org_id, entity_type, entity_key, groups, pack,
                             pack_version, version_tag, policy, level, urn, message, details,
@@ -89,7 +93,8 @@ advanced AS (
         finished_at = EXCLUDED.finished_at
     WHERE (l.occurred_at, l.finished_at) <= (EXCLUDED.occurred_at, EXCLUDED.finished_at)
     RETURNING l.evaluation_id)
-SELECT s.id, s.finished_at, a.evaluation_id IS NOT NULL AS advanced, pg_notify($27, s.id::text)
+SELECT s.id, s.finished_at, a.evaluation_id IS NOT NULL AS advanced, s.inserted, s.received_at,
+       pg_notify($27, s.id::text)
 FROM stored s LEFT JOIN advanced a ON a.evaluation_id = s.id
 """
 
@@ -128,25 +133,34 @@ async def store_batch(conn: asyncpg.Connection, batch: list[Finished],
     items = sorted(unique.values(), key=lambda d: (d.org_id, d.entity_type, d.entity_key))
     full: list[entity_blocks.Block] = []
     async with transaction_by_key(conn, entity_blocks.shared_locks_sql(
-            done.org_id for done in items)):
-        stored, advanced = await _store_finished(conn, items)
-        new = [done for done in items if done.evaluation_id in stored]
+            done.org_id for done in items) + evaluation_counts.COUNTED_BY_STATEMENT):
+        stored = await _store_finished(conn, items)
+        new = [done for done in items if done.evaluation_id in stored.finished_at]
         if not new:
-            return stored
+            return stored.finished_at
         change = await compliance_summary.replace_current_state(
-            conn, [done for done in new if done.evaluation_id in advanced])
+            conn, [done for done in new if done.evaluation_id in stored.advanced])
         await _remember_resources(conn, [d for d in new if d.event is not None])
         if change:
             full = await compliance_summary.add(conn, change, split_limit)
+        await evaluation_counts.add_inserted(conn, stored.inserted)
     if full:
         await entity_blocks.split_all(conn, full, split_limit)
-    return stored
+    return stored.finished_at
 
 
-async def _store_finished(conn: asyncpg.Connection, items: list[Finished]
-                          ) -> tuple[dict[uuid.UUID, datetime], set[uuid.UUID]]:
-    """Store the evaluations not stored before, with their violations; return their
-    finish times, and which of them are now their entity's latest."""
+class _Stored(NamedTuple):
+    """What storing a batch's evaluations did: the finish times of those not stored before,
+    which of them are now their entity's latest, and those inserted (not accepted over
+    HTTP before, so not counted yet)."""
+
+    finished_at: dict[uuid.UUID, datetime]
+    advanced: set[uuid.UUID]
+    inserted: list[evaluation_counts.Received]
+
+
+async def _store_finished(conn: asyncpg.Connection, items: list[Finished]) -> _Stored:
+    """Store the evaluations not stored before, with their violations."""
     # JSON as text: a list per element would read as a dimension of a jsonb[] array
     provenance = [_json([p.provenance(d.opa_version) for p in d.packs]) for d in items]
     scans = [d.scan or (None, None, None) for d in items]
@@ -163,8 +177,15 @@ async def _store_finished(conn: asyncpg.Connection, items: list[Finished]
         [v.policy for _, v in found], [v.level for _, v in found], [v.urn for _, v in found],
         [v.message for _, v in found],
         [None if v.details is None else _json(v.details) for _, v in found], FINISHED_CHANNEL)
-    return ({row["id"]: row["finished_at"] for row in rows},
-            {row["id"] for row in rows if row["advanced"]})
+    by_id = {d.evaluation_id: d for d in items}
+    inserted = []
+    for row in rows:
+        if row["inserted"]:
+            done = by_id[row["id"]]
+            inserted.append(evaluation_counts.Received(done.org_id, row["received_at"],
+                                                       done.entity_type, done.kind))
+    return _Stored({row["id"]: row["finished_at"] for row in rows},
+                   {row["id"] for row in rows if row["advanced"]}, inserted)
 
 
 def _json(value: Any) -> str:

@@ -1,6 +1,6 @@
 """The evaluation history's counts by the hour and day received (``evaluation_counts``,
-kept by a deferred trigger): they follow every write, and a page by number starts at
-the hour that holds it, from either end of the list."""
+kept by a deferred trigger and by the worker's store): they follow every write, and a
+page by number starts at the hour that holds it, from either end of the list."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from gavel.migrations import migrate
 from gavel.orgs import create_org
 from gavel.settings import Settings
 from tests.helpers import assert_evaluations_counted, pool_migrated_before
+from worker.store import Finished, store_batch
 
 T0 = datetime(2025, 3, 9, 21, 30, tzinfo=UTC)
 KINDS = ("preview", "update", "refresh", "scan")
@@ -98,6 +99,43 @@ async def test_the_counts_follow_every_write(pool: asyncpg.Pool) -> None:
         await pool.execute("DELETE FROM orgs WHERE id = $1", org_id)
     assert await pool.fetchval("SELECT count(*) FROM evaluation_counts WHERE org_id = $1",
                                org_id) == 0
+
+
+def _finished(org_id: int, evaluation_id: uuid.UUID, entity_type: str, key: str,
+              kind: str) -> Finished:
+    return Finished(evaluation_id, str(evaluation_id), org_id, entity_type, key, kind, T0, 1,
+                    "pass", False, [], "test")
+
+
+async def test_the_store_counts_what_it_inserts(pool: asyncpg.Pool) -> None:
+    """The worker's store counts the evaluations it inserts (not those accepted over
+    HTTP before, which it finishes), a batch at a time, beside writers the trigger
+    counts; delivered again, a batch adds nothing."""
+    org_id, _ = await create_org(pool, f"org-{uuid.uuid4().hex[:8]}")
+    try:
+        accepted = _rows(40, timedelta(minutes=13))
+        ids = await _receive(pool, org_id, accepted)
+
+        async def store(first: int) -> None:
+            async with pool.acquire() as conn:
+                for n in range(5):
+                    some = range(first + 4 * n, first + 4 * n + 4)
+                    batch = [_finished(org_id, ids[i], *accepted[i][:3]) for i in some] + [
+                        _finished(org_id, uuid.uuid4(), entity_type, key, kind)
+                        for entity_type, key, kind, _ in _rows(6, timedelta(0), first + n)]
+                    await store_batch(conn, batch)
+                    await store_batch(conn, batch[::2])
+
+        async def receive() -> None:
+            for n in range(5):
+                await _receive(pool, org_id, _rows(6, timedelta(minutes=3), 100 + 6 * n))
+
+        await asyncio.gather(store(0), store(20), receive())
+        assert await pool.fetchval("SELECT count(*) FROM evaluations WHERE org_id = $1",
+                                   org_id) == 40 + 2 * 5 * 6 + 30
+        await assert_evaluations_counted(pool, org_id)
+    finally:
+        await pool.execute("DELETE FROM orgs WHERE id = $1", org_id)
 
 
 async def test_migration_counts_the_evaluations_received_before(
