@@ -192,29 +192,49 @@ def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+# Each stack of a batch once (a row per key): $5 true keeps the resources it has (a
+# new stack has none), false replaces them with $4 (JSON text).
+_REMEMBER_STACKS = """
+WITH u AS (
+    SELECT org_id, project, name, resources::jsonb AS resources, keep
+    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bool[])
+         AS u(org_id, project, name, resources, keep)),
+kept AS (
+    INSERT INTO stacks (org_id, project, name)
+    SELECT org_id, project, name FROM u WHERE keep
+    ON CONFLICT (org_id, project, name) DO UPDATE SET updated_at = now())
+INSERT INTO stacks (org_id, project, name, resources, resource_count)
+SELECT org_id, project, name, resources, jsonb_array_length(resources)
+FROM u WHERE NOT keep
+ON CONFLICT (org_id, project, name) DO UPDATE
+SET resources = EXCLUDED.resources, resource_count = EXCLUDED.resource_count,
+    updated_at = now()
+"""
+
+
 async def _remember_resources(conn: asyncpg.Connection, new: list[Finished]) -> None:
     """Keep each entity's last known resources, for audits."""
-    stacks: list[tuple[Any, ...]] = []
+    # per stack: its resources after the batch's last deployment (None: none deployed)
+    stacks: dict[tuple[int, str, str], list[Any] | None] = {}
     accounts: list[tuple[Any, ...]] = []
     for done in new:
         event = done.event
         if isinstance(event, StackEvent):
             # a preview proposes resources; only a deployment changes what is there
-            keep = event.kind == "preview"
-            resources = [] if keep or event.kind == "destroy" else event.resources
-            stacks.append((done.org_id, event.project, event.stack, resources, keep))
+            key = (done.org_id, event.project, event.stack)
+            if event.kind != "preview":
+                stacks[key] = [] if event.kind == "destroy" else event.resources
+            else:
+                stacks.setdefault(key, None)
         elif isinstance(event, AccountEvent):
             accounts.append((done.org_id, event.account, event.chunk, event.resources,
                              event.scanId, event.chunks))
     if stacks:
-        await conn.executemany(
-            """INSERT INTO stacks (org_id, project, name, resources, resource_count)
-               VALUES ($1, $2, $3, $4, jsonb_array_length($4))
-               ON CONFLICT (org_id, project, name) DO UPDATE
-               SET resources = CASE WHEN $5 THEN stacks.resources ELSE EXCLUDED.resources END,
-                   resource_count = CASE WHEN $5 THEN stacks.resource_count
-                                         ELSE EXCLUDED.resource_count END,
-                   updated_at = now()""", stacks)
+        org_ids, projects, names = (list(column) for column in zip(*stacks, strict=True))
+        resources = list(stacks.values())
+        await conn.execute(_REMEMBER_STACKS, org_ids, projects, names,
+                           [None if r is None else _json(r) for r in resources],
+                           [r is None for r in resources])
     if accounts:
         # the first chunk of a scan replaces what the account had; later chunks add to it
         await conn.executemany(
