@@ -82,6 +82,16 @@ WHERE e.org_id = $1
 GROUP BY 1, 2, 3, 4, 5
 """
 
+
+def counting_locks(rows: str) -> str:
+    """A CTE, ``locked``, taking the counting locks of the orgs of ``rows`` (a CTE with a
+    column ``org_id``) in the order of their ids: a statement that writes evaluations or
+    their counts joins it, so that the locks are held before it writes."""
+    return f"""locked AS MATERIALIZED (
+    SELECT count(pg_advisory_xact_lock({LOCK_CLASS}, {ORG_LOCK_KEY_SQL})) AS orgs
+    FROM (SELECT DISTINCT org_id FROM {rows} ORDER BY org_id) AS o)"""
+
+
 # Adds $5 evaluations received at $2, of entity type $3 and kind $4, to their org's ($1)
 # hour and day, holding the orgs' locks (taken first, in order, as the trigger takes
 # them): the count rows in order too.
@@ -89,9 +99,7 @@ _ADD_INSERTED = f"""
 WITH e AS (
     SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[],
                          $5::bigint[]) AS e(org_id, received_at, entity_type, kind, n)),
-locked AS MATERIALIZED (
-    SELECT count(pg_advisory_xact_lock({LOCK_CLASS}, {ORG_LOCK_KEY_SQL})) AS orgs
-    FROM (SELECT DISTINCT org_id FROM e ORDER BY org_id) AS o)
+{counting_locks("e")}
 INSERT INTO evaluation_counts AS c (org_id, span, received, entity_type, kind, evaluations)
 SELECT e.org_id, s.span, date_trunc(s.span, e.received_at, 'UTC'), e.entity_type, e.kind,
        sum(e.n)

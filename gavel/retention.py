@@ -15,8 +15,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from gavel.db import ORG_LOCK_KEY_SQL
-from gavel.evaluation_counts import LOCK_CLASS
+from gavel.evaluation_counts import counting_locks
 
 # Batches walk (finished_at, id) upwards from where the previous one stopped, so
 # the old latest evaluations that are kept are stepped over once, not per batch. The
@@ -33,10 +32,7 @@ WITH doomed AS MATERIALIZED (
     ORDER BY e.finished_at, e.id
     LIMIT $4
 ),
-locked AS MATERIALIZED (
-    SELECT count(pg_advisory_xact_lock({LOCK_CLASS}, {ORG_LOCK_KEY_SQL})) AS orgs
-    FROM (SELECT DISTINCT org_id FROM doomed ORDER BY org_id) AS o
-)
+{counting_locks("doomed")}
 DELETE FROM evaluations e USING doomed, locked WHERE e.id = doomed.id
 RETURNING e.finished_at, e.id
 """

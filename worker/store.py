@@ -57,8 +57,8 @@ finished AS (
         packs = u.packs::jsonb, opa_version = u.opa_version, finished_at = now(),
         resource_count = u.resource_count
     FROM u WHERE e.id = u.id AND e.status = 'pending'
-    RETURNING e.id, e.org_id, e.entity_type, e.entity_key, e.occurred_at, e.finished_at,
-              e.received_at),
+    RETURNING e.id, e.org_id, e.entity_type, e.entity_key, e.kind, e.occurred_at,
+              e.finished_at, e.received_at),
 inserted AS (
     INSERT INTO evaluations (id, org_id, event_id, entity_type, entity_key, kind, status,
                              outcome, blocking, packs, opa_version, finished_at,
@@ -68,7 +68,8 @@ inserted AS (
            chunks, audit_id, occurred_at
     FROM u
     ON CONFLICT DO NOTHING
-    RETURNING id, org_id, entity_type, entity_key, occurred_at, finished_at, received_at),
+    RETURNING id, org_id, entity_type, entity_key, kind, occurred_at, finished_at,
+              received_at),
 stored AS (SELECT *, false AS inserted FROM finished
            UNION ALL SELECT *, true FROM inserted),
 found AS (
@@ -93,8 +94,8 @@ advanced AS (
         finished_at = EXCLUDED.finished_at
     WHERE (l.occurred_at, l.finished_at) <= (EXCLUDED.occurred_at, EXCLUDED.finished_at)
     RETURNING l.evaluation_id)
-SELECT s.id, s.finished_at, a.evaluation_id IS NOT NULL AS advanced, s.inserted, s.received_at,
-       pg_notify($27, s.id::text)
+SELECT s.id, s.finished_at, a.evaluation_id IS NOT NULL AS advanced, s.inserted, s.org_id,
+       s.received_at, s.entity_type, s.kind, pg_notify($27, s.id::text)
 FROM stored s LEFT JOIN advanced a ON a.evaluation_id = s.id
 """
 
@@ -177,15 +178,11 @@ async def _store_finished(conn: asyncpg.Connection, items: list[Finished]) -> _S
         [v.policy for _, v in found], [v.level for _, v in found], [v.urn for _, v in found],
         [v.message for _, v in found],
         [None if v.details is None else _json(v.details) for _, v in found], FINISHED_CHANNEL)
-    by_id = {d.evaluation_id: d for d in items}
-    inserted = []
-    for row in rows:
-        if row["inserted"]:
-            done = by_id[row["id"]]
-            inserted.append(evaluation_counts.Received(done.org_id, row["received_at"],
-                                                       done.entity_type, done.kind))
     return _Stored({row["id"]: row["finished_at"] for row in rows},
-                   {row["id"] for row in rows if row["advanced"]}, inserted)
+                   {row["id"] for row in rows if row["advanced"]},
+                   [evaluation_counts.Received(row["org_id"], row["received_at"],
+                                               row["entity_type"], row["kind"])
+                    for row in rows if row["inserted"]])
 
 
 def _json(value: Any) -> str:
