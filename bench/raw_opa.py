@@ -10,27 +10,17 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from gavel.enforcement import effective_level, policy_values
 from gavel.events import StackEvent
 from gavel.settings import Settings
-from worker.opa_runtime import OpaRuntime, PackCatalog, PackVersion
+from worker.evaluate import PackPlan
+from worker.opa_runtime import OpaRuntime, PackCatalog
+from worker.pipeline import rego_input, stack_entity
 
 
 def base_input(event: StackEvent) -> dict[str, Any]:
     """The input document the worker builds for a stack event (before per-pack fields)."""
-    return {"entity": {"type": "stack", "org": event.org, "project": event.project,
-                       "stack": event.stack},
-            "event": {"kind": event.kind, "id": event.eventId},
-            "resources": event.resources}
-
-
-def pack_input(pack: PackVersion, config: dict[str, Any],
-               base: dict[str, Any]) -> dict[str, Any]:
-    """Add the enabled policies and their configs, as ``worker.evaluate`` does."""
-    enabled = [p for p in pack.policies
-               if effective_level(config, p.name, p.default_level) != "disabled"]
-    return {**base, "policies": [p.slug for p in enabled],
-            "configs": {p.slug: policy_values(config, p.name) for p in enabled}}
+    return rego_input(stack_entity(event.org, event.project, event.stack), event.kind,
+                      event.eventId, event.resources)
 
 
 async def measure(settings: Settings, pool: asyncpg.Pool, version_ids: list[int],
@@ -44,7 +34,8 @@ async def measure(settings: Settings, pool: asyncpg.Pool, version_ids: list[int]
         runtime = OpaRuntime(session, settings.opa.url)
         catalog = PackCatalog(pool)
         packs = [await catalog.get(v) for v in version_ids]
-        inputs = [[pack_input(p, config, base_input(e)) for p in packs] for e in events]
+        plans = [PackPlan.of(p, config) for p in packs]
+        inputs = [[plan.input_for(base_input(e)) for plan in plans] for e in events]
         for pack, doc in zip(packs, inputs[0], strict=True):
             await runtime.evaluate(pack, doc)  # loads the modules, as the worker's first event
         limit = asyncio.Semaphore(concurrency)

@@ -11,7 +11,14 @@ from gavel.enforcement import effective_level, policy_values
 from gavel.metrics import record_pack_duration
 from worker.index import Applicable
 from worker.opa_batcher import OpaBatcher
-from worker.opa_runtime import OpaRuntime, OpaUnavailable, PackCatalog, PackFailed
+from worker.opa_runtime import (
+    OpaRuntime,
+    OpaUnavailable,
+    PackCatalog,
+    PackFailed,
+    PackVersion,
+    Policy,
+)
 from worker.outcome import PackVerdict
 
 log = logging.getLogger(__name__)
@@ -57,6 +64,34 @@ class PackResult:
                 "violations": len(self.violations), "disabledPolicies": self.disabled}
 
 
+@dataclass(frozen=True, slots=True)
+class PackPlan:
+    """How a pack version runs under an applied config: each policy's effective level,
+    the policies that run, and what the pack's query adds to the event's input."""
+
+    levels: dict[str, str]  # slug -> level
+    enabled: list[Policy]
+    disabled: list[str]  # names
+    fields: dict[str, Any]
+
+    @classmethod
+    def of(cls, pack: PackVersion, config: dict[str, Any]) -> PackPlan:
+        levels = {p.slug: effective_level(config, p.name, p.default_level)
+                  for p in pack.policies}
+        enabled = [p for p in pack.policies if levels[p.slug] != "disabled"]
+        # input.config is the empty config, which most policies run with: the runner
+        # gives a policy whose own config differs its own (worker.opa_runtime)
+        fields = {"policies": [p.slug for p in enabled],
+                  "configs": {p.slug: policy_values(config, p.name) for p in enabled},
+                  "config": {}}
+        return cls(levels, enabled,
+                   [p.name for p in pack.policies if levels[p.slug] == "disabled"], fields)
+
+    def input_for(self, base_input: dict[str, Any]) -> dict[str, Any]:
+        """The pack's input document for an event's base input."""
+        return {**base_input, **self.fields}
+
+
 class Evaluator:
     def __init__(self, catalog: PackCatalog, runtime: OpaRuntime, max_requests: int = 4,
                  batch_size: int = 32, retry_max_delay: float = 5.0) -> None:
@@ -90,25 +125,20 @@ class Evaluator:
     async def _run(self, result: PackResult, base_input: dict[str, Any]) -> None:
         applicable = result.applicable
         pack = await self._catalog.get(applicable.version_id)
-        levels = {p.slug: effective_level(applicable.config, p.name, p.default_level)
-                  for p in pack.policies}
-        enabled = [p for p in pack.policies if levels[p.slug] != "disabled"]
-        result.disabled = [p.name for p in pack.policies if levels[p.slug] == "disabled"]
-        if not enabled:
+        plan = PackPlan.of(pack, applicable.config)
+        result.disabled = plan.disabled
+        if not plan.enabled:
             return
-        input_doc = {**base_input,
-                     "policies": [p.slug for p in enabled],
-                     "configs": {p.slug: policy_values(applicable.config, p.name)
-                                 for p in enabled}}
-        found, decision_id, elapsed, batched = await self._opa.evaluate(pack, input_doc)
+        found, decision_id, elapsed, batched = await self._opa.evaluate(
+            pack, plan.input_for(base_input))
         result.duration_ms, result.decision_id, result.batched = elapsed, decision_id, batched
         record_pack_duration(applicable.pack, elapsed)
         groups = [g.name for g in applicable.groups]
-        for policy in enabled:
+        for policy in plan.enabled:
             for item in found.get(policy.slug, []):
                 item = item if isinstance(item, dict) else {"message": str(item)}
                 result.violations.append(Violation(
                     groups=groups, pack=applicable.pack, pack_version=applicable.version,
                     version_tag=applicable.version_tag, policy=policy.name,
-                    level=levels[policy.slug], urn=item.get("urn"),
+                    level=plan.levels[policy.slug], urn=item.get("urn"),
                     message=str(item.get("message", "")), details=item.get("details")))

@@ -4,7 +4,10 @@ Each policy module is placed at ``data.gavel.pv<id>.p<i>``, with the rule
 ``gavel.rego.LOADED_MARKER`` appended; a generated runner module at
 ``data.gavel.run.pv<id>.results`` evaluates all enabled policies of the version in
 one query, each with its own ``input.config``, and ``...batch`` does the same for
-each input of ``input.batch`` (several events, one HTTP round trip). The runner is
+each input of ``input.batch`` (several events, one HTTP round trip). A policy whose
+config (``input.configs[slug]``) is the input's own ``config`` runs as it is: running
+each policy ``with`` a config took a fifth to a quarter of OPA's CPU per event, at 10
+resources and at 100. The runner is
 PUT after the policies and answers for a policy only while that module's marker is
 defined, so an answer that is undefined or lacks a requested policy means OPA lacks
 modules of the version (OPA restarted, or another worker sharing this OPA is
@@ -95,6 +98,9 @@ def runner_module(version_id: int) -> str:
             f"    {policies}.{LOADED_MARKER}\n"
             "}\n\n"
             "policy_violations(slug) := vs if {\n"
+            "    input.config == input.configs[slug]\n"
+            f"    vs := {policies}.violations\n"
+            "} else := vs if {\n"
             f"    vs := {policies}.violations with input.config as input.configs[slug]\n"
             "} else := []\n\n"
             "batch := [r | some item in input.batch; r := results with input as item]\n")

@@ -28,6 +28,18 @@ from worker.store_batcher import StoreBatcher
 log = logging.getLogger(__name__)
 
 
+def stack_entity(org: str, project: str, stack: str) -> dict[str, Any]:
+    """A stack as the Rego input's ``entity``."""
+    return {"type": "stack", "org": org, "project": project, "stack": stack}
+
+
+def rego_input(entity: dict[str, Any], kind: str, event_id: str,
+               resources: list[dict[str, Any]]) -> dict[str, Any]:
+    """The input document of an evaluation, before what each pack adds to it
+    (``worker.evaluate.PackPlan``)."""
+    return {"entity": entity, "event": {"kind": kind, "id": event_id}, "resources": resources}
+
+
 @dataclass(frozen=True, slots=True)
 class Subject:
     """The stack or account an evaluation is about, as the index and the Rego input see it."""
@@ -41,7 +53,7 @@ class Subject:
     @classmethod
     def of_stack(cls, org: str, org_id: int, project: str, stack: str) -> Subject:
         return cls(org, org_id, "stack", stack_key(project, stack),
-                   {"type": "stack", "org": org, "project": project, "stack": stack})
+                   stack_entity(org, project, stack))
 
     @classmethod
     def of_account(cls, org: str, org_id: int, account: str, provider: str) -> Subject:
@@ -122,11 +134,8 @@ class Pipeline:
         """Evaluate, store and publish; False when it had been stored before."""
         index_kind = STACKS if subject.entity_type == "stack" else ACCOUNTS
         applicables = self.groups.index.resolve(subject.org, index_kind, subject.key)
-        base_input: dict[str, Any] = {
-            "entity": subject.entity,
-            "event": {"kind": occasion.kind, "id": occasion.event_id},
-            "resources": resources}
-        packs = await self._evaluator.evaluate(applicables, base_input)
+        packs = await self._evaluator.evaluate(applicables, rego_input(
+            subject.entity, occasion.kind, occasion.event_id, resources))
         verdicts = [p.verdict for p in packs]
         event = occasion.event
         done = Finished(

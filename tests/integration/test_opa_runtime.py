@@ -16,6 +16,7 @@ import pytest_asyncio
 
 from gavel.rego import policy_id, policy_slug
 from tests.worker_process import free_port, opa_healthy, opa_process, wait_until
+from worker.evaluate import PackPlan
 from worker.opa_runtime import OpaRuntime, PackVersion
 
 EXAMPLE_PACK = Path(__file__).resolve().parents[2] / "examples" / "aws-baseline.json"
@@ -100,6 +101,39 @@ async def test_every_policy_answers_in_one_query_and_in_a_batch(
                                                       "tags": {"owner": "ops"}}))
     answers, _, _ = await opa.evaluate_batch(version, [BOTH, clean])
     assert [urns(a) for a in answers] == [EXPECTED, {"p0": [], "p1": [], "p2": [], "p3": []}]
+
+
+# a policy that reports the config it ran under
+CONFIG_ECHO = """package echo
+
+violations contains {"message": "config", "details": input.config}
+"""
+
+
+async def test_each_policy_runs_under_its_own_config(runtime: Runtime) -> None:
+    """A policy without a config of its own sees the empty one (the input's, run as it
+    is), one with a config sees its own; an input whose own config is another, or
+    which has none (built before the runner ran policies as they are), changes
+    nothing."""
+    names = ["plain", "tagged", "sized"]
+    version = PackVersion.of(random.randrange(10**12, 10**13),
+                             [{"name": name, "rego": CONFIG_ECHO} for name in names])
+    config = {"tagged": {"requiredTags": ["team"]}, "sized": {"maxSize": 3}}
+    plan = PackPlan.of(version, config)
+    expected = {"p0": [{}], "p1": [config["tagged"]], "p2": [config["sized"]]}
+
+    def seen(found: dict[str, list[dict[str, Any]]]) -> dict[str, list[Any]]:
+        return {slug: [v["details"] for v in violations] for slug, violations in found.items()}
+
+    doc = plan.input_for(input_doc())
+    other = {**doc, "config": config["sized"]}
+    without = {k: v for k, v in doc.items() if k != "config"}
+    opa = runtime(0)
+    for each in (doc, other, without):
+        found, _, _ = await opa.evaluate(version, each)
+        assert seen(found) == expected
+    answers, _, _ = await opa.evaluate_batch(version, [doc, other, without])
+    assert [seen(a) for a in answers] == [expected] * 3
 
 
 async def test_a_batch_answer_comes_back_uncompressed(opa_url: str) -> None:
