@@ -60,6 +60,7 @@ class EvaluationLoop:
         self._lag_interval = lag_interval
         self._offsets = OffsetTracker()
         self._tasks: dict[asyncio.Task[None], TopicPartition] = {}
+        self._task_finished = asyncio.Event()
         self._fatal: BaseException | None = None
         self.finished = self.failed = 0
 
@@ -95,8 +96,13 @@ class EvaluationLoop:
 
     async def _wait_for_room(self) -> int:
         """Free places once a task finishes, or 0 after SATURATED_WAIT seconds."""
-        await asyncio.wait(list(self._tasks), timeout=SATURATED_WAIT,
-                           return_when=asyncio.FIRST_COMPLETED)
+        # one event that every task's end sets: waiting on the tasks themselves would
+        # add and remove a callback on each of them per message
+        self._task_finished.clear()
+        if len(self._tasks) >= self._concurrency:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SATURATED_WAIT):
+                    await self._task_finished.wait()
         return max(0, self._concurrency - len(self._tasks))
 
     def _start(self, tp: TopicPartition, message: ConsumerRecord) -> None:
@@ -108,6 +114,7 @@ class EvaluationLoop:
 
     def _done(self, task: asyncio.Task[None], message: ConsumerRecord) -> None:
         tp = self._tasks.pop(task)
+        self._task_finished.set()
         if task.cancelled():
             return  # not finished: stays uncommitted and is redelivered
         if task.exception() is not None:
