@@ -13,6 +13,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
+from worker.drainers import Drainers
 from worker.opa_runtime import OpaRuntime, OpaUnavailable, PackVersion
 
 Violations = dict[str, list[dict[str, Any]]]
@@ -29,19 +30,15 @@ class _Query:
 class OpaBatcher:
     def __init__(self, runtime: OpaRuntime, max_requests: int = 4, max_batch: int = 32) -> None:
         self._runtime = runtime
-        self._max_requests = max_requests
         self._max_batch = max_batch
         self._queue: list[_Query] = []
-        self._senders: set[asyncio.Task[None]] = set()
+        self._senders = Drainers(max_requests, self._send_queued)
 
     async def evaluate(self, pack: PackVersion, input_doc: dict[str, Any]) -> Answer:
         """(slug -> violations, decision id, request ms, inputs in that request)."""
         query = _Query(pack, input_doc, asyncio.get_running_loop().create_future())
         self._queue.append(query)
-        if len(self._senders) < self._max_requests:
-            task = asyncio.create_task(self._send_queued())
-            self._senders.add(task)
-            task.add_done_callback(self._senders.discard)
+        self._senders.wake()
         return await asyncio.shield(query.future)
 
     async def _send_queued(self) -> None:

@@ -16,6 +16,7 @@ from datetime import datetime
 
 import asyncpg
 
+from worker.drainers import Drainers
 from worker.store import Finished, store_batch
 
 log = logging.getLogger(__name__)
@@ -26,18 +27,14 @@ class StoreBatcher:
     def __init__(self, pool: asyncpg.Pool, max_batch: int = 64, writers: int = 2) -> None:
         self._pool = pool
         self._max_batch = max_batch
-        self._writers = writers
         self._queue: list[_Waiting] = []
-        self._running: set[asyncio.Task[None]] = set()
+        self._writers = Drainers(writers, self._write_queued)
 
     async def store(self, done: Finished) -> datetime | None:
         """The evaluation's finish time; None when it had been stored before."""
         future: asyncio.Future[datetime | None] = asyncio.get_running_loop().create_future()
         self._queue.append((done, future))
-        if len(self._running) < self._writers:
-            task = asyncio.create_task(self._write_queued())
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
+        self._writers.wake()
         return await asyncio.shield(future)
 
     async def _write_queued(self) -> None:
