@@ -24,4 +24,5 @@ class Drainers:
 
     @property
     def running(self) -> int:
+        """Drainers that have not ended."""
         return sum(not task.done() for task in self._tasks)
