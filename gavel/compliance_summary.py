@@ -42,6 +42,7 @@ import asyncpg
 
 from gavel import compliance, entity_blocks
 from gavel.compliance_changes import ChangeCounter, Changes, Entity, FoundViolations, PackRun
+from gavel.db import columns
 
 _ENTITIES = "unnest($1::bigint[], $2::text[], $3::text[]) AS u(org_id, entity_type, entity_key)"
 _OF_ENTITIES = ("c.org_id = u.org_id AND c.entity_type = u.entity_type "
@@ -64,10 +65,12 @@ FROM evaluations e CROSS JOIN LATERAL jsonb_array_elements(e.packs) AS p
 """
 
 
-# the first key of each entity's block of entities ('' for the first block)
-_FIRST_KEY = """coalesce((SELECT max(b.first_key) FROM entity_blocks b
-          WHERE b.org_id = e.org_id AND b.entity_type = e.entity_type
-            AND b.first_key <= e.entity_key), '')"""
+def _first_key(entity: str) -> str:
+    """The first key of the block of entities of ``entity`` (a row with org_id,
+    entity_type and entity_key; '' for the first block)."""
+    return f"""coalesce((SELECT max(b.first_key) FROM entity_blocks b
+          WHERE b.org_id = {entity}.org_id AND b.entity_type = {entity}.entity_type
+            AND b.first_key <= {entity}.entity_key), '')"""
 # a violation's range of ids
 _ID_RANGE = f"violation_id >> {compliance.ID_RANGE_BITS}"
 # The rows the statement below returns, all in one shape: kind, sign, org_id,
@@ -108,8 +111,8 @@ cleared_runs AS (
 copied_runs AS (
     {_PACK_RESULTS} WHERE e.id = ANY($4::uuid[])
     {_returning(_RUN)}),
-blocks AS (SELECT e.org_id, e.entity_type, e.entity_key, {_FIRST_KEY} AS first_key
-           FROM {_ENTITIES.replace("AS u(", "AS e(")})
+blocks AS (SELECT u.org_id, u.entity_type, u.entity_key, {_first_key("u")} AS first_key
+           FROM {_ENTITIES})
 SELECT 'run' AS kind, -1 AS sign, {_AS_RUN} FROM cleared_runs
 UNION ALL SELECT 'run', 1, {_AS_RUN} FROM copied_runs
 UNION ALL SELECT 'found', -1, {_AS_FOUND.format(observed_at="NULL::timestamptz")}
@@ -135,7 +138,7 @@ FROM current_violations WHERE org_id = $1
 GROUP BY org_id, entity_type, entity_key, groups, pack, pack_version, policy, level, id_range
 """
 _ORG_BLOCKS = f"""
-SELECT e.org_id, e.entity_type, e.entity_key, {_FIRST_KEY}
+SELECT e.org_id, e.entity_type, e.entity_key, {_first_key("e")}
 FROM (SELECT DISTINCT org_id, entity_type, entity_key FROM current_violations
       WHERE org_id = $1) AS e
 """
@@ -262,9 +265,6 @@ _ADD = "WITH" + ",".join(_per_table(CountTable.upsert_sql, lambda t: t.parameter
                           for t in COUNT_TABLES)
 _DELETE_EMPTY = "WITH" + ",".join(_per_table(CountTable.delete_empty_sql,
                                              lambda t: len(t.keys))) + "\nSELECT 1"
-def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
-    """The rows as ``width`` columns (empty ones when there are no rows)."""
-    return [[row[i] for row in rows] for i in range(width)]
 
 
 class LatestEvaluation(Protocol):
@@ -319,7 +319,7 @@ async def add(conn: asyncpg.Connection, changes: Changes,
     arguments: list[Any] = []
     for table in COUNT_TABLES:
         rows = sorted(changes.get(table.kind, {}).items())
-        arguments += _columns([(*key, *values) for key, values in rows],
+        arguments += columns([(*key, *values) for key, values in rows],
                               len(table.keys) + len(table.columns))
         if table.splits:
             arguments.append(split_limit)
@@ -335,7 +335,7 @@ async def add(conn: asyncpg.Connection, changes: Changes,
     if any(emptied.values()):
         await conn.execute(_DELETE_EMPTY, *[
             column for table in COUNT_TABLES
-            for column in _columns(sorted(emptied[table.kind]), len(table.keys))])
+            for column in columns(sorted(emptied[table.kind]), len(table.keys))])
     return full
 
 

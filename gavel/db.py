@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
+from typing import Any
 
 import asyncpg
 import orjson
@@ -30,6 +31,12 @@ def org_lock_key(org_id: int) -> int:
 # the same, in SQL, of a column ``org_id`` (the trigger counting evaluations, migration
 # 0016, spells it out)
 ORG_LOCK_KEY_SQL = "(org_id & 2147483647)::int"
+
+
+def columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    """The rows as ``width`` columns, the arrays a statement ``unnest``s (empty ones when
+    there are no rows)."""
+    return [[row[i] for row in rows] for i in range(width)]
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 import asyncpg
 
-from gavel.db import ORG_LOCK_KEY_SQL, org_lock_key
+from gavel.db import ORG_LOCK_KEY_SQL, columns, org_lock_key
 
 # The first key of an org's advisory lock taken to count its evaluations (the second is
 # the org id, as an int): a transaction counting several orgs takes them in the order
@@ -125,8 +125,8 @@ async def add_inserted(conn: asyncpg.Connection, inserted: Iterable[Received]) -
     its last statement, so that the counts are locked only while it commits."""
     counted = Counter(inserted)
     if counted:
-        rows = [(*row, n) for row, n in counted.items()]
-        await conn.execute(_ADD_INSERTED, *([row[i] for row in rows] for i in range(5)))
+        await conn.execute(_ADD_INSERTED, *columns(
+            [(*row, n) for row, n in counted.items()], len(Received._fields) + 1))
 
 
 async def recount(conn: asyncpg.Connection, org_id: int) -> None:

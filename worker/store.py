@@ -23,7 +23,7 @@ import asyncpg
 import orjson
 
 from gavel import compliance_summary, entity_blocks, evaluation_counts
-from gavel.db import transaction_by_key
+from gavel.db import columns, transaction_by_key
 from gavel.evaluations import FINISHED_CHANNEL
 from gavel.events import AccountEvent, StackEvent
 from worker.evaluate import PackResult
@@ -227,7 +227,7 @@ async def _remember_resources(conn: asyncpg.Connection, new: list[Finished]) -> 
             accounts.append((done.org_id, event.account, event.chunk, event.resources,
                              event.scanId, event.chunks))
     if stacks:
-        org_ids, projects, names = (list(column) for column in zip(*stacks, strict=True))
+        org_ids, projects, names = columns(list(stacks), 3)
         resources = list(stacks.values())
         await conn.execute(_REMEMBER_STACKS, org_ids, projects, names,
                            [None if r is None else _json(r) for r in resources],
