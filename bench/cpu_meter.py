@@ -1,6 +1,9 @@
 """CPU time of every process a benchmark drives: the servers of the dev stack (found
 by the loopback port they listen on), the API and worker processes, and the load
-generator itself. Shares of a core over a phase show which one is the limit."""
+generator itself. Shares of a core over a phase show which one is the limit. On a
+virtual machine the host may run other guests on the cores meanwhile: the time it
+took from this one (steal, in ``/proc/stat``) is shown as well, since a phase that
+lost more of it ran slower for that alone."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from gavel.settings import Settings
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _LISTEN = "0A"
+STOLEN = "stolen by the host"
 
 
 def _stat_fields(pid: int) -> list[str]:
@@ -40,11 +44,20 @@ def listening_pid(port: int) -> int | None:
         if not proc.name.isdigit():
             continue
         try:
-            if any(os.readlink(fd) in inodes for fd in (proc / "fd").iterdir()):
-                return int(proc.name)
+            fds = list((proc / "fd").iterdir())
         except OSError:
             continue
+        if any(_link(fd) in inodes for fd in fds):
+            return int(proc.name)
     return None
+
+
+def _link(fd: Path) -> str | None:
+    # a busy process (the broker) closes descriptors while they are being read
+    try:
+        return os.readlink(fd)
+    except OSError:
+        return None
 
 
 def tree_cpu_seconds(pid: int) -> float:
@@ -62,6 +75,12 @@ def tree_cpu_seconds(pid: int) -> float:
         elif int(fields[1]) == pid:
             total += int(fields[11]) + int(fields[12])
     return total / _CLOCK_TICKS
+
+
+def stolen_seconds() -> float:
+    """CPU time the host has taken from this machine's cores since boot."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return int(fields[8]) / _CLOCK_TICKS if len(fields) > 8 else 0.0
 
 
 class CpuMeter:
@@ -83,6 +102,7 @@ class CpuMeter:
                 seconds[proc.name] = proc.cpu_seconds()
         usage = resource.getrusage(resource.RUSAGE_SELF)
         seconds["load generator"] = usage.ru_utime + usage.ru_stime
+        seconds[STOLEN] = stolen_seconds()
         return seconds
 
 

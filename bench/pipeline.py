@@ -4,9 +4,14 @@ The worker runs as a separate ``python -m gavel.cli worker`` process. A warm-up 
 goes through first (consumer group joined, pack modules loaded in OPA, and enough
 messages for the broker's JVM to compile its hot paths: cold, it spends about 3x the
 CPU per message, which on a shared machine comes out of OPA's share), and the
-database is analyzed (``bench.scratch.analyze``); then N events
-are produced, each stamped ``occurredAt`` when sent, and the run ends when all N
-evaluations are in Postgres. Latency is ``occurredAt -> evaluations.finished_at``.
+database is analyzed (``bench.scratch.analyze``). Then each round measures raw OPA
+on N events and at once the whole pipeline on the same N: they are produced, each
+stamped ``occurredAt`` when sent, and the round ends when all N evaluations are in
+Postgres. Latency is ``occurredAt -> evaluations.finished_at``.
+
+The two are measured side by side, round after round, because on a shared virtual
+machine the CPU the host leaves to it drifts by a quarter within minutes: a raw OPA
+figure taken a minute before the pipeline's compared two different machines.
 """
 
 from __future__ import annotations
@@ -17,14 +22,16 @@ import itertools
 import random
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 import asyncpg
 import orjson
 
 from bench import raw_opa
-from bench.cpu_meter import CpuMeter, add_cpu_shares
+from bench.cpu_meter import STOLEN, CpuMeter, add_cpu_shares
 from bench.events import stack_event
 from bench.packs import ORG, set_up_org
 from bench.processes import GavelProcess
@@ -55,6 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="give up waiting for evaluations after this many seconds")
     parser.add_argument("--profile", metavar="FILE",
                         help="sample the worker with py-spy during the timed run (speedscope)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="raw OPA then the pipeline, each on N events, this many times "
+                             "(default 3); the figures are the rounds' medians")
     parser.add_argument("--seed", type=int, default=1)
     # OPA's best throughput for single-event queries on this machine was at about 16
     # requests in flight; more only queues inside OPA
@@ -64,27 +74,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def run(args: argparse.Namespace) -> Report:
     report = Report("pipeline", {"events": args.events, "resources": args.resources,
-                                 "packs": args.packs, "warm-up events": args.warm_up,
+                                 "packs": args.packs, "rounds": args.rounds,
+                                 "warm-up events": args.warm_up,
                                  "warm-up seconds": args.warm_up_seconds})
     async with scratch(with_topics=True) as (settings, env):
         report.parameters["concurrency"] = settings.worker.concurrency
         report.parameters["raw OPA concurrency"] = args.raw_concurrency
         async with pool_context(settings.database) as pool:
             version_ids = await set_up_org(pool, args.packs, PACK_CONFIG)
-            events = _events(args, "run")
+            await ensure_topics(settings.kafka)
             workers: list[GavelProcess] = []
             meter = CpuMeter(settings, lambda: workers)
-            samples: list[tuple[float, dict[str, float]]] = []
-            raw = await raw_opa.measure(
-                settings, pool, version_ids, PACK_CONFIG,
-                [StackEvent.model_validate(v) for _, v in events], args.raw_concurrency,
-                lambda: samples.append((time.perf_counter(), meter.sample())))
-            report.add("raw OPA throughput", raw, "events/s")
-            await ensure_topics(settings.kafka)
-            await _through_worker(args, settings, env, pool, events, raw, report,
-                                  meter, workers)
-            (began, before), (ended, after) = samples
-            add_cpu_shares(report, "raw OPA", before, after, ended - began)
+            async with _Pipeline(args, settings, env, pool, workers) as pipeline:
+                await pipeline.warm_up(report)
+                rounds = [await _round(args, settings, pool, version_ids, pipeline, meter,
+                                       f"run{i}", i == 0)
+                          for i in range(args.rounds)]
+            report.add("worker log", str(pipeline.log_path))
+            await _figures(pool, rounds, report)
     return report
 
 
@@ -95,47 +102,100 @@ def _events(args: argparse.Namespace, run: str, count: int | None = None
             for i in range(args.events if count is None else count)]
 
 
-async def _through_worker(args: argparse.Namespace, settings: Settings, env: dict[str, str],
-                          pool: asyncpg.Pool, events: list[tuple[bytes, dict[str, Any]]],
-                          raw: float, report: Report, meter: CpuMeter,
-                          workers: list[GavelProcess]) -> None:
-    log_path = Path(tempfile.gettempdir()) / f"{env['GAVEL_KAFKA_CONSUMER_GROUP']}.log"
-    worker = WorkerProcess(env, log_path)
-    workers.append(worker)
-    producer = make_producer(settings.kafka)
-    await producer.start()
-    worker.start()
-    try:
+@dataclass
+class _Phase:
+    """One timed phase of a round: its events/s, and the CPU seconds each process spent
+    in the ``seconds`` between the two samples."""
+
+    events: int
+    throughput: float
+    seconds: float
+    before: dict[str, float]
+    after: dict[str, float]
+
+
+@dataclass
+class _Round:
+    run: str
+    raw: _Phase
+    piped: _Phase
+
+
+async def _round(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool,
+                 version_ids: list[int], pipeline: _Pipeline, meter: CpuMeter, run: str,
+                 profiled: bool) -> _Round:
+    """Raw OPA, then the whole pipeline, on the same N events, one right after the other."""
+    events = _events(args, run)
+    samples: list[tuple[float, dict[str, float]]] = []
+    raw = await raw_opa.measure(
+        settings, pool, version_ids, PACK_CONFIG,
+        [StackEvent.model_validate(v) for _, v in events], args.raw_concurrency,
+        lambda: samples.append((time.perf_counter(), meter.sample())))
+    (began, before), (ended, after) = samples
+    raw_phase = _Phase(len(events), raw, ended - began, before, after)
+    if profiled and args.profile:
+        pipeline.worker.start_profile(Path(args.profile))
+    before = meter.sample()
+    began = time.time()
+    await pipeline.send(events, run)
+    after = meter.sample()
+    sampled = time.time() - began
+    pipeline.worker.stop_profile()
+    finished = await pool.fetchval(
+        "SELECT extract(epoch FROM max(finished_at)) FROM evaluations WHERE event_id LIKE $1",
+        f"{run}-%")
+    return _Round(run, raw_phase,
+                  _Phase(len(events), len(events) / (float(finished) - began), sampled,
+                         before, after))
+
+
+class _Pipeline:
+    """The worker process and a producer to its topic, and how many evaluations the
+    org has stored so far."""
+
+    def __init__(self, args: argparse.Namespace, settings: Settings, env: dict[str, str],
+                 pool: asyncpg.Pool, workers: list[GavelProcess]) -> None:
+        self.log_path = Path(tempfile.gettempdir()) / f"{env['GAVEL_KAFKA_CONSUMER_GROUP']}.log"
+        self.worker = WorkerProcess(env, self.log_path)
+        workers.append(self.worker)
+        self._args = args
+        self._settings = settings
+        self._pool = pool
+        self._producer = make_producer(settings.kafka)
+        self._stored = 0
+        self._stored_so_far: ReceivedCounts | None = None
+
+    async def __aenter__(self) -> _Pipeline:
+        await self._producer.start()
+        self.worker.start()
+        self._stored_so_far = ReceivedCounts(
+            await self._pool.fetchval("SELECT id FROM orgs WHERE name = $1", ORG), ())
+        self._stored = await self._stored_so_far.total(self._pool)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.worker.stop()
+        await self._producer.stop()
+
+    async def warm_up(self, report: Report) -> None:
+        """Warm-up rounds until the warm-up seconds have passed, then ANALYZE."""
         warming = time.monotonic()
-        stored_so_far = ReceivedCounts(
-            await pool.fetchval("SELECT id FROM orgs WHERE name = $1", ORG), ())
-        stored = await stored_so_far.total(pool)
         for warm_round in itertools.count():
-            warm = _events(args, f"warm{warm_round}", max(1, args.warm_up))
-            await _produce(producer, settings, warm)
-            stored = await _wait_for(pool, worker, stored_so_far, f"warm{warm_round}",
-                                     len(warm), args.timeout, log_path, stored)
-            if time.monotonic() - warming >= args.warm_up_seconds:
+            warm = _events(self._args, f"warm{warm_round}", max(1, self._args.warm_up))
+            await self.send(warm, f"warm{warm_round}")
+            if time.monotonic() - warming >= self._args.warm_up_seconds:
                 break
         report.add("warm-up", f"{(warm_round + 1) * len(warm)} events in "
                               f"{time.monotonic() - warming:.0f} s")
-        await analyze(pool)
-        if args.profile:
-            worker.start_profile(Path(args.profile))
-        before = meter.sample()
-        began = time.time()
-        await _produce(producer, settings, events)
-        produced = time.time() - began
-        await _wait_for(pool, worker, stored_so_far, "run", len(events), args.timeout,
-                        log_path, stored)
-        after = meter.sample()
-        worker.stop_profile()
-        await _figures(pool, began, produced, len(events), raw, report)
-        add_cpu_shares(report, "pipeline", before, after, time.time() - began)
-    finally:
-        worker.stop()
-        await producer.stop()
-    report.add("worker log", str(log_path))
+        await analyze(self._pool)
+
+    async def send(self, events: list[tuple[bytes, dict[str, Any]]], run: str) -> None:
+        """Produce the events and wait until the worker has stored all of them."""
+        await _produce(self._producer, self._settings, events)
+        assert self._stored_so_far is not None
+        self._stored = await _wait_for(self._pool, self.worker, self._stored_so_far, run,
+                                       len(events), self._args.timeout, self.log_path,
+                                       self._stored)
 
 
 async def _produce(producer: Any, settings: Settings,
@@ -166,18 +226,40 @@ async def _wait_for(pool: asyncpg.Pool, worker: WorkerProcess, stored_so_far: Re
                      f"{timeout:.0f}s; see {log_path}")
 
 
-async def _figures(pool: asyncpg.Pool, began: float, produced: float, count: int,
-                   raw: float, report: Report) -> None:
-    rows = await pool.fetch(
-        """SELECT extract(epoch FROM occurred_at) AS occurred,
-                  extract(epoch FROM finished_at) AS finished, outcome
-           FROM evaluations WHERE event_id LIKE 'run-%'""")
-    latencies = [float(r["finished"] - r["occurred"]) * 1000 for r in rows]
-    elapsed = max(float(r["finished"]) for r in rows) - began
-    throughput = count / elapsed
-    report.add("produce rate", count / produced, "events/s")
-    report.add("pipeline throughput", throughput, "events/s")
-    report.add("pipeline / raw OPA", throughput / raw, "ratio")
+async def _figures(pool: asyncpg.Pool, rounds: list[_Round], report: Report) -> None:
+    """Each round's events/s and ratio; the medians; latency over all rounds; the CPU
+    each process spent in each kind of phase, over all rounds."""
+    for number, done in enumerate(rounds, 1):
+        report.add(f"round {number} raw OPA throughput", done.raw.throughput, "events/s")
+        report.add(f"round {number} pipeline throughput", done.piped.throughput, "events/s")
+        report.add(f"round {number} pipeline / raw OPA",
+                   done.piped.throughput / done.raw.throughput, "ratio")
+    report.add("raw OPA throughput", median(d.raw.throughput for d in rounds), "events/s")
+    report.add("pipeline throughput", median(d.piped.throughput for d in rounds), "events/s")
+    report.add("pipeline / raw OPA",
+               median(d.piped.throughput / d.raw.throughput for d in rounds), "ratio")
+    latencies: list[float] = []
+    errors = 0
+    for done in rounds:
+        rows = await pool.fetch(
+            """SELECT extract(epoch FROM finished_at - occurred_at) * 1000 AS latency,
+                      outcome
+               FROM evaluations WHERE event_id LIKE $1""", f"{done.run}-%")
+        latencies += [float(r["latency"]) for r in rows]
+        errors += sum(r["outcome"] == "error" for r in rows)
     for name, fraction in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99)):
         report.add(f"end-to-end latency {name}", percentile(latencies, fraction), "ms")
-    report.add("evaluations with outcome error", sum(r["outcome"] == "error" for r in rows))
+    report.add("evaluations with outcome error", errors)
+    per_event: dict[str, float] = {}
+    for label, phases in (("pipeline", [d.piped for d in rounds]),
+                          ("raw OPA", [d.raw for d in rounds])):
+        spent = {name: sum(p.after[name] - p.before[name] for p in phases)
+                 for name in set(phases[0].before) & set(phases[0].after)}
+        add_cpu_shares(report, label, {name: 0.0 for name in spent}, spent,
+                       sum(p.seconds for p in phases))
+        used = sum(seconds for name, seconds in spent.items() if name != STOLEN)
+        per_event[label] = 1000 * used / sum(p.events for p in phases)
+        report.add(f"{label} CPU per event", per_event[label], "ms (all processes)")
+    # what the ratio of events/s would be if both phases had the same CPU to spend
+    report.add("pipeline / raw OPA by CPU per event",
+               per_event["raw OPA"] / per_event["pipeline"], "ratio")
