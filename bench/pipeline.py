@@ -257,8 +257,12 @@ async def _figures(pool: asyncpg.Pool, rounds: list[_Round], report: Report) -> 
                  for name in set(phases[0].before) & set(phases[0].after)}
         add_cpu_shares(report, label, {name: 0.0 for name in spent}, spent,
                        sum(p.seconds for p in phases))
+        events = sum(p.events for p in phases)
+        for name in sorted(spent):
+            if name != STOLEN and spent[name] > 0:
+                report.add(f"{label} CPU per event {name}", 1000 * spent[name] / events, "ms")
         used = sum(seconds for name, seconds in spent.items() if name != STOLEN)
-        per_event[label] = 1000 * used / sum(p.events for p in phases)
+        per_event[label] = 1000 * used / events
         report.add(f"{label} CPU per event", per_event[label], "ms (all processes)")
     # what the ratio of events/s would be if both phases had the same CPU to spend
     report.add("pipeline / raw OPA by CPU per event",
