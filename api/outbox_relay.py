@@ -77,18 +77,27 @@ class OutboxRelay:
         the broker refused it the rows after it wait for the next batch (``keeper``
         replaces the producer)."""
         rows = await conn.fetch(
-            """SELECT id, topic, key, value::text AS value FROM outbox
+            """SELECT id, topic, key, value::text AS value, spread FROM outbox
                WHERE published_at IS NULL AND (publish_after IS NULL OR publish_after <= now())
                ORDER BY id LIMIT $1""", self._batch_size)
         if not rows:
             return 0
         producer = await keeper.current()
+        partitions: dict[str, list[int]] = {}
         sent: list[tuple[asyncpg.Record, asyncio.Future[object]]] = []
         refused: list[asyncpg.Record] = []
         for row in rows:
+            partition = None
+            if row["spread"] is not None:
+                if row["topic"] not in partitions:
+                    partitions[row["topic"]] = sorted(
+                        await producer.partitions_for(row["topic"]))
+                spread_over = partitions[row["topic"]]
+                partition = spread_over[row["spread"] % len(spread_over)]
             try:
                 sent.append((row, await producer.send(row["topic"], key=row["key"].encode(),
-                                                      value=row["value"].encode())))
+                                                      value=row["value"].encode(),
+                                                      partition=partition)))
             except TOO_LARGE:
                 refused.append(row)
         acked: list[int] = []

@@ -17,7 +17,7 @@ from gavel.audits import ORG_TARGET, SCHEDULE_TARGET
 from gavel.events import envelope
 from gavel.membership import WITH_MEMBERS
 from gavel.metrics import record_audit_finished
-from gavel.outbox import enqueue_many
+from gavel.outbox import enqueue_spread
 
 log = logging.getLogger(__name__)
 _OUTBOX_BATCH = 200
@@ -116,7 +116,7 @@ class _ChunkWriter:
         self._chunk_size = chunk_size
         self._entity_type = ""
         self._entities: list[str] = []
-        self._outbox: list[tuple[str, str, dict[str, Any]]] = []
+        self._outbox: list[tuple[str, str, dict[str, Any], int]] = []
         self.total = 0
         self.chunks = 0
 
@@ -136,11 +136,13 @@ class _ChunkWriter:
                          entityType=self._entity_type, entities=self._entities,
                          groupRevision=self._revision)
         value["occurredAt"] = self._audit["started_at"].isoformat()
-        self._outbox.append((self._topic, f"{audit_id}/{self.chunks}", value))
+        # chunks take the topic's partitions in turn, so its workers share them evenly
+        self._outbox.append((self._topic, f"{audit_id}/{self.chunks}", value,
+                             self.chunks - 1))
         self._entities = []
         if len(self._outbox) >= _OUTBOX_BATCH:
             await self.flush_outbox()
 
     async def flush_outbox(self) -> None:
-        await enqueue_many(self._conn, self._outbox)
+        await enqueue_spread(self._conn, self._outbox)
         self._outbox = []

@@ -21,11 +21,15 @@ async def enqueue(conn: asyncpg.Connection, topic: str, key: str, value: dict[st
     return int(outbox_id)
 
 
-async def enqueue_many(conn: asyncpg.Connection,
-                       rows: list[tuple[str, str, dict[str, Any]]]) -> None:
+async def enqueue_spread(conn: asyncpg.Connection,
+                         rows: list[tuple[str, str, dict[str, Any], int]]) -> None:
+    """Rows (topic, key, value, spread) that the relay sends to partition (spread mod the
+    topic's partitions) rather than by their key: numbered in order, they take the
+    partitions in turn."""
     if not rows:
         return
-    await conn.executemany("INSERT INTO outbox (topic, key, value) VALUES ($1, $2, $3)", rows)
+    await conn.executemany(
+        "INSERT INTO outbox (topic, key, value, spread) VALUES ($1, $2, $3, $4)", rows)
     await conn.execute(f"NOTIFY {CHANNEL}")
 
 

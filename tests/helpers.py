@@ -25,16 +25,16 @@ KAFKA_DEFAULT_MESSAGE_BYTES = 1048588
 
 
 async def create_topic(kafka: KafkaSettings, prefix: str,
-                       max_message_bytes: int | None = None) -> str:
-    """A new one-partition topic named ``prefix`` and a random suffix, taking messages of
-    up to ``max_message_bytes`` (by default what the broker sets)."""
+                       max_message_bytes: int | None = None, partitions: int = 1) -> str:
+    """A new topic (one partition by default) named ``prefix`` and a random suffix,
+    taking messages of up to ``max_message_bytes`` (by default what the broker sets)."""
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"
     configs = {} if max_message_bytes is None else {
         "max.message.bytes": str(max_message_bytes)}
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(name, 1, 1, topic_configs=configs)])
+        await admin.create_topics([NewTopic(name, partitions, 1, topic_configs=configs)])
     finally:
         await admin.close()
     return name
@@ -42,18 +42,25 @@ async def create_topic(kafka: KafkaSettings, prefix: str,
 
 async def keys_on(kafka: KafkaSettings, topic: str, count: int) -> list[str]:
     """The keys of the first ``count`` messages on ``topic`` (fewer if 20 s pass)."""
+    return [key for key, _ in await placed_on(kafka, topic, count)]
+
+
+async def placed_on(kafka: KafkaSettings, topic: str, count: int) -> list[tuple[str, int]]:
+    """(key, partition) of the first ``count`` messages on ``topic``, in order within
+    each partition (fewer if 20 s pass)."""
     consumer = make_consumer(kafka, topic)
     await consumer.start()
-    keys: list[str] = []
+    placed: list[tuple[str, int]] = []
     try:
         for _ in range(40):
             batch = await consumer.getmany(timeout_ms=500)
-            keys += [m.key.decode() for messages in batch.values() for m in messages]
-            if len(keys) >= count:
+            placed += [(m.key.decode(), m.partition)
+                       for messages in batch.values() for m in messages]
+            if len(placed) >= count:
                 break
     finally:
         await consumer.stop()
-    return keys
+    return placed
 
 
 @asynccontextmanager

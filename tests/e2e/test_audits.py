@@ -154,6 +154,12 @@ async def test_audit_progress_moves_forward_and_counts_match_violations(
     for level, count in EXPECTED.items():
         assert await violation_count(client, org, token, level=level) == count
     assert audit["startedAt"] <= audit["finishedAt"]
+    # its chunks take the topic's partitions in turn, so the workers share them evenly
+    chunks = await pool.fetch("SELECT key, spread FROM outbox WHERE key LIKE $1 ORDER BY id",
+                              f"{audit_id}/%")
+    assert len(chunks) > 1
+    assert [(r["key"], r["spread"]) for r in chunks] == [
+        (f"{audit_id}/{n + 1}", n) for n in range(len(chunks))]
     # the worker's stores keep the counts of evaluations received, and the history's total
     org_id = await org_id_of(pool, org)
     await assert_evaluations_counted(pool, org_id)

@@ -1,7 +1,8 @@
-"""A row Kafka refuses as too large is set aside; the rows after it still go out.
+"""The outbox relay against Kafka: a row Kafka refuses as too large is set aside and the
+rows after it still go out; rows with a spread take the topic's partitions in turn.
 
-Runs in a database of its own: the relay of the session's API app holds the relay
-lock of the session database and would publish the rows itself.
+Each test runs in a database of its own: the relay of the session's API app holds the
+relay lock of the session database and would publish the rows itself.
 """
 
 from __future__ import annotations
@@ -17,8 +18,15 @@ import pytest_asyncio
 from api.background import background
 from api.outbox_relay import RETRY_REFUSED_SECONDS, OutboxRelay
 from gavel.db import create_pool
+from gavel.outbox import enqueue_spread
 from gavel.settings import Settings
-from tests.helpers import KAFKA_DEFAULT_MESSAGE_BYTES, create_topic, keys_on, migrated_database
+from tests.helpers import (
+    KAFKA_DEFAULT_MESSAGE_BYTES,
+    create_topic,
+    keys_on,
+    migrated_database,
+    placed_on,
+)
 
 MIB = 1024 * 1024
 
@@ -67,3 +75,28 @@ async def test_a_row_too_large_for_kafka_is_set_aside_and_the_rest_go_out(
     assert await keys_on(settings.kafka, topic, 2) == ["first", "after"]
     assert await own_pool.fetchval(  # kept, not lost
         "SELECT length(value ->> 'blob') FROM outbox WHERE id = $1", ids[1]) == MIB + MIB // 2
+
+
+async def test_rows_with_a_spread_take_the_partitions_in_turn(
+        own_database: tuple[str, asyncpg.Pool], settings: Settings) -> None:
+    url, own_pool = own_database
+    topic = await create_topic(settings.kafka, "test-spread", partitions=4)
+    async with own_pool.acquire() as conn:
+        await enqueue_spread(conn, [(topic, f"audit/{n + 1}", {"chunk": n + 1}, n)
+                                    for n in range(10)])
+        for n in range(3):  # by key: one key, one partition
+            await conn.execute("INSERT INTO outbox (topic, key, value) VALUES ($1, $2, $3)",
+                               topic, "org/group", {"change": n})
+    relay = OutboxRelay(url, settings.kafka, sweep_interval=0.2)
+    async with background(relay.run(), "outbox-relay"):
+        for _ in range(300):
+            if relay.published == 13:
+                break
+            await asyncio.sleep(0.1)
+
+    placed = await placed_on(settings.kafka, topic, 13)
+    spread = sorted((int(key.split("/")[1]), partition) for key, partition in placed
+                    if key.startswith("audit/"))
+    assert spread == [(n + 1, n % 4) for n in range(10)]
+    assert len({partition for key, partition in placed if key == "org/group"}) == 1
+    assert sum(key == "org/group" for key, _ in placed) == 3
