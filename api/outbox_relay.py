@@ -14,6 +14,7 @@ import logging
 import time
 
 import asyncpg
+from aiokafka import AIOKafkaProducer
 
 from api.leadership import lead_forever
 from gavel.kafka import TOO_LARGE, ProducerKeeper
@@ -83,17 +84,13 @@ class OutboxRelay:
         if not rows:
             return 0
         producer = await keeper.current()
-        partitions: dict[str, list[int]] = {}
+        partitions: dict[str, list[int]] = {}  # by topic, looked up once per batch
         sent: list[tuple[asyncpg.Record, asyncio.Future[object]]] = []
         refused: list[asyncpg.Record] = []
         for row in rows:
             partition = None
             if row["spread"] is not None:
-                if row["topic"] not in partitions:
-                    partitions[row["topic"]] = sorted(
-                        await producer.partitions_for(row["topic"]))
-                spread_over = partitions[row["topic"]]
-                partition = spread_over[row["spread"] % len(spread_over)]
+                partition = await _spread_partition(producer, partitions, row)
             try:
                 sent.append((row, await producer.send(row["topic"], key=row["key"].encode(),
                                                       value=row["value"].encode(),
@@ -149,3 +146,12 @@ class OutboxRelay:
                      AND published_at < now() - make_interval(secs => $1)
                    ORDER BY id LIMIT 10000)""", self._keep_published)
         log.debug("outbox: %s published rows pruned", deleted.removeprefix("DELETE "))
+
+
+async def _spread_partition(producer: AIOKafkaProducer, partitions: dict[str, list[int]],
+                            row: asyncpg.Record) -> int:
+    """The partition of a row with a spread: the topic's partitions taken in turn."""
+    topic = row["topic"]
+    if topic not in partitions:
+        partitions[topic] = sorted(await producer.partitions_for(topic))
+    return partitions[topic][row["spread"] % len(partitions[topic])]

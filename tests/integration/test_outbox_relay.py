@@ -43,6 +43,14 @@ async def own_database(stack_env: dict[str, str],
             await pool.close()
 
 
+async def _until_published(relay: OutboxRelay, count: int) -> None:
+    """Wait (30 s at most) until the relay has published ``count`` rows."""
+    for _ in range(300):
+        if relay.published == count:
+            return
+        await asyncio.sleep(0.1)
+
+
 # the topic takes Kafka's default (1 MiB): refused by the broker when Gavel's producer
 # allows more (a topic Gavel did not create), by the producer itself when it does not
 @pytest.mark.parametrize("max_message_bytes", [8 * MIB, MIB], ids=["broker", "producer"])
@@ -59,10 +67,7 @@ async def test_a_row_too_large_for_kafka_is_set_aside_and_the_rest_go_out(
     kafka = settings.kafka.model_copy(update={"max_message_bytes": max_message_bytes})
     relay = OutboxRelay(url, kafka, sweep_interval=0.2)
     async with background(relay.run(), "outbox-relay"):
-        for _ in range(300):
-            if relay.published == 2:
-                break
-            await asyncio.sleep(0.1)
+        await _until_published(relay, 2)
         await asyncio.sleep(1)  # and the set-aside row is not offered again meanwhile
 
     state = {r["id"]: r for r in await own_pool.fetch(
@@ -89,10 +94,7 @@ async def test_rows_with_a_spread_take_the_partitions_in_turn(
                                topic, "org/group", {"change": n})
     relay = OutboxRelay(url, settings.kafka, sweep_interval=0.2)
     async with background(relay.run(), "outbox-relay"):
-        for _ in range(300):
-            if relay.published == 13:
-                break
-            await asyncio.sleep(0.1)
+        await _until_published(relay, 13)
 
     placed = await placed_on(settings.kafka, topic, 13)
     spread = sorted((int(key.split("/")[1]), partition) for key, partition in placed
