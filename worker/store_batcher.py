@@ -5,6 +5,12 @@ writers take whatever has queued up meanwhile (up to ``max_batch``), so under lo
 handful of round trips stores dozens of evaluations, and alone an evaluation is
 written at once. A failing batch is retried one evaluation at a time, so one bad
 evaluation fails only its own message.
+
+Each writer has a lane of its own, and every evaluation of one entity goes to the same
+lane. Storing takes the row lock of the entity's latest evaluation until commit
+(``worker.store``), so two writers holding batches with a common entity would take
+turns: the second waits on the first's whole transaction. With a lane per writer they
+only meet on the org-wide counts, written last.
 """
 
 from __future__ import annotations
@@ -23,24 +29,38 @@ log = logging.getLogger(__name__)
 _Waiting = tuple[Finished, asyncio.Future[datetime | None]]
 
 
+class _Lane:
+    """The queue of one writer."""
+
+    def __init__(self, batcher: StoreBatcher) -> None:
+        self.queue: list[_Waiting] = []
+        self.writer = Drainers(1, lambda: batcher.write_queued(self.queue))
+
+
 class StoreBatcher:
     def __init__(self, pool: asyncpg.Pool, max_batch: int = 64, writers: int = 2) -> None:
         self._pool = pool
         self._max_batch = max_batch
-        self._queue: list[_Waiting] = []
-        self._writers = Drainers(writers, self._write_queued)
+        self._lanes = [_Lane(self) for _ in range(writers)]
 
     async def store(self, done: Finished) -> datetime | None:
         """The evaluation's finish time; None when it had been stored before."""
         future: asyncio.Future[datetime | None] = asyncio.get_running_loop().create_future()
-        self._queue.append((done, future))
-        self._writers.wake()
+        lane = self._lanes[hash((done.org_id, done.entity_type, done.entity_key))
+                           % len(self._lanes)]
+        lane.queue.append((done, future))
+        lane.writer.wake()
         return await asyncio.shield(future)
 
-    async def _write_queued(self) -> None:
-        while self._queue:
-            batch = self._queue[:self._max_batch]
-            del self._queue[:self._max_batch]
+    @property
+    def writing(self) -> int:
+        """Writers that have not ended."""
+        return sum(lane.writer.running for lane in self._lanes)
+
+    async def write_queued(self, queue: list[_Waiting]) -> None:
+        while queue:
+            batch = queue[:self._max_batch]
+            del queue[:self._max_batch]
             try:
                 await self._write(batch)
             except Exception:

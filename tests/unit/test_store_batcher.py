@@ -56,7 +56,7 @@ async def test_an_evaluation_queued_as_the_writers_end_is_still_written(
     first = asyncio.create_task(batcher.store(_finished("first")))
     while not stored:
         await asyncio.sleep(0)
-    while batcher._writers.running:
+    while batcher.writing:
         await asyncio.sleep(0)
     async with asyncio.timeout(5):  # awaited in this step, as a message's task does
         late = await batcher.store(_finished("late"))
@@ -70,3 +70,33 @@ async def test_queued_evaluations_leave_together(stored: list[list[str]]) -> Non
     results = await asyncio.gather(*(batcher.store(_finished(f"s{i}")) for i in range(5)))
     assert all(r is not None for r in results)
     assert stored == [["s0", "s1", "s2", "s3", "s4"]]
+
+
+async def test_two_writers_never_hold_the_same_entity(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Storing locks an entity's row until commit: a writer whose batch shared an entity
+    with the other's would wait for it."""
+    writing: list[set[str]] = []
+    overlaps: list[set[str]] = []
+    sizes: list[int] = []
+
+    async def store_batch(_conn: Any, batch: list[Finished]) -> dict[uuid.UUID, datetime]:
+        keys = {done.entity_key for done in batch}
+        overlaps.extend(keys & other for other in writing if keys & other)
+        writing.append(keys)
+        await asyncio.sleep(0.001)
+        writing.remove(keys)
+        sizes.append(len(batch))
+        return {done.evaluation_id: datetime.now(UTC) for done in batch}
+
+    monkeypatch.setattr(store_batcher, "store_batch", store_batch)
+    batcher = StoreBatcher(_Pool(), max_batch=4, writers=2)  # type: ignore[arg-type]
+
+    async def deliver(i: int) -> datetime | None:
+        await asyncio.sleep(0.0005 * (i % 7))
+        return await batcher.store(_finished(f"s{i % 5}"))
+
+    results = await asyncio.gather(*(deliver(i) for i in range(200)))
+    assert all(r is not None for r in results)
+    assert not overlaps
+    assert sum(sizes) == 200
+    assert max(sizes) > 1
