@@ -21,6 +21,8 @@ from gavel.outbox import enqueue_spread
 
 log = logging.getLogger(__name__)
 _OUTBOX_BATCH = 200
+# an audit's first chunk takes partition (its id mod this, mod the partitions)
+_SPREAD_STARTS = 1 << 20
 
 _STACK_KEYS = WITH_MEMBERS + """
 SELECT DISTINCT s.project || '/' || s.name AS key
@@ -117,6 +119,9 @@ class _ChunkWriter:
         self._entity_type = ""
         self._entities: list[str] = []
         self._outbox: list[tuple[str, str, dict[str, Any], int]] = []
+        # where its turn over the partitions starts: from its id, so that small audits
+        # do not all begin on the first partition
+        self._first_spread = audit["id"].int % _SPREAD_STARTS
         self.total = 0
         self.chunks = 0
 
@@ -138,7 +143,7 @@ class _ChunkWriter:
         value["occurredAt"] = self._audit["started_at"].isoformat()
         # chunks take the topic's partitions in turn, so its workers share them evenly
         self._outbox.append((self._topic, f"{audit_id}/{self.chunks}", value,
-                             self.chunks - 1))
+                             self._first_spread + self.chunks - 1))
         self._entities = []
         if len(self._outbox) >= _OUTBOX_BATCH:
             await self.flush_outbox()
