@@ -1,5 +1,9 @@
 """Audit chunks: re-evaluate the last known resources of a few entities, count progress.
 
+A chunk loads its entities only once it holds a place in the worker's evaluation budget
+for each (``worker.evaluation_budget``), so a worker holds at most that many audited
+entities in memory, however many chunks are in flight.
+
 Each entity's evaluation id is derived from (audit, entity), so a redelivered chunk
 stores nothing twice; the chunk's counts are added to its audit once, in the
 transaction that records the chunk as done.
@@ -19,6 +23,7 @@ from pydantic import ValidationError
 from gavel.events import AuditChunk
 from gavel.metrics import record_audit_finished
 from worker.decode import BadEvent
+from worker.evaluation_budget import EvaluationBudget
 from worker.pipeline import Occasion, Pipeline, Subject
 
 _STACKS = """
@@ -67,9 +72,11 @@ def decode_chunk(value: bytes | None) -> AuditChunk:
 
 
 class AuditChunks:
-    def __init__(self, pool: asyncpg.Pool, pipeline: Pipeline) -> None:
+    def __init__(self, pool: asyncpg.Pool, pipeline: Pipeline,
+                 budget: EvaluationBudget) -> None:
         self._pool = pool
         self._pipeline = pipeline
+        self._budget = budget
 
     async def handle(self, message: ConsumerRecord) -> None:
         try:
@@ -82,9 +89,10 @@ class AuditChunks:
                                            chunk.auditId)
         if status != "running":
             return  # the audit was deleted or has ended
-        subjects = await self._load(chunk, org_id)
-        await asyncio.gather(*(self._evaluate(chunk, subject, resources)
-                               for subject, resources in subjects))
+        async with self._budget.held(len(chunk.entities)):
+            subjects = await self._load(chunk, org_id)
+            await asyncio.gather(*(self._evaluate(chunk, subject, resources)
+                                   for subject, resources in subjects))
         await self._count(chunk)
 
     async def give_up(self, message: ConsumerRecord, error: str) -> None:

@@ -17,6 +17,7 @@ from worker.audit_chunks import AuditChunks
 from worker.consumer import EvaluationLoop
 from worker.dead_letters import DeadLetters
 from worker.evaluate import Evaluator
+from worker.evaluation_budget import EvaluationBudget
 from worker.group_sync import GroupSync
 from worker.index import GroupIndex
 from worker.metrics_server import metrics_server
@@ -87,7 +88,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
                                         settings.kafka.max_message_bytes),
                             opa_version)
         kafka = settings.kafka
-        audit_chunks = AuditChunks(pool, pipeline)
+        audit_chunks = AuditChunks(pool, pipeline,
+                                   EvaluationBudget(settings.worker.concurrency))
         handlers = {kafka.topic_stack_events: pipeline.handle,
                     kafka.topic_account_events: pipeline.handle,
                     kafka.topic_audit_chunks: audit_chunks.handle}
