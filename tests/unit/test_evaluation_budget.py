@@ -9,38 +9,50 @@ import pytest
 from worker.evaluation_budget import EvaluationBudget
 
 
-async def _hold(budget: EvaluationBudget, wanted: int, log: list[str], name: str,
-                release: asyncio.Event) -> None:
-    async with budget.held(wanted) as held:
-        log.append(f"{name}:{held}")
-        await release.wait()
-
-
 async def _settle() -> None:
     for _ in range(5):
         await asyncio.sleep(0)
 
 
+class _Holders:
+    """Tasks that each hold places of one budget until released; ``log`` records each
+    grant as "name:places", in order."""
+
+    def __init__(self, budget: EvaluationBudget) -> None:
+        self.budget = budget
+        self.log: list[str] = []
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self._releases: dict[str, asyncio.Event] = {}
+
+    async def ask(self, name: str, wanted: int) -> None:
+        self._releases[name] = asyncio.Event()
+        self.tasks[name] = asyncio.create_task(self._hold(name, wanted))
+        await _settle()
+
+    async def _hold(self, name: str, wanted: int) -> None:
+        async with self.budget.held(wanted) as held:
+            self.log.append(f"{name}:{held}")
+            await self._releases[name].wait()
+
+    async def release(self, *names: str) -> None:
+        for name in names:
+            self._releases[name].set()
+        await _settle()
+
+
 async def test_places_are_granted_in_the_order_asked() -> None:
-    budget = EvaluationBudget(10)
-    log: list[str] = []
-    releases = {name: asyncio.Event() for name in "abc"}
-    a = asyncio.create_task(_hold(budget, 6, log, "a", releases["a"]))
-    await _settle()
-    b = asyncio.create_task(_hold(budget, 8, log, "b", releases["b"]))
-    await _settle()
+    holders = _Holders(EvaluationBudget(10))
+    await holders.ask("a", 6)
+    await holders.ask("b", 8)
     # c would fit beside a, but b asked first and does not
-    c = asyncio.create_task(_hold(budget, 2, log, "c", releases["c"]))
-    await _settle()
-    assert log == ["a:6"]
-    releases["a"].set()
-    await _settle()
-    assert log == ["a:6", "b:8", "c:2"]
-    assert budget.taken == 10
-    releases["b"].set()
-    releases["c"].set()
-    await asyncio.gather(a, b, c)
-    assert budget.taken == 0
+    await holders.ask("c", 2)
+    assert holders.log == ["a:6"]
+    await holders.release("a")
+    assert holders.log == ["a:6", "b:8", "c:2"]
+    assert holders.budget.taken == 10
+    await holders.release("b", "c")
+    await asyncio.gather(*holders.tasks.values())
+    assert holders.budget.taken == 0
 
 
 async def test_a_chunk_bigger_than_the_budget_takes_all_of_it() -> None:
@@ -51,23 +63,18 @@ async def test_a_chunk_bigger_than_the_budget_takes_all_of_it() -> None:
 
 
 async def test_a_cancelled_waiter_gives_its_turn_to_the_next() -> None:
-    budget = EvaluationBudget(3)
-    log: list[str] = []
-    releases = {name: asyncio.Event() for name in "abc"}
-    a = asyncio.create_task(_hold(budget, 3, log, "a", releases["a"]))
-    await _settle()
-    b = asyncio.create_task(_hold(budget, 3, log, "b", releases["b"]))
-    c = asyncio.create_task(_hold(budget, 1, log, "c", releases["c"]))
-    await _settle()
-    b.cancel()
+    holders = _Holders(EvaluationBudget(3))
+    await holders.ask("a", 3)
+    await holders.ask("b", 3)
+    await holders.ask("c", 1)
+    holders.tasks["b"].cancel()
     with pytest.raises(asyncio.CancelledError):
-        await b
-    releases["a"].set()
-    await _settle()
-    assert log == ["a:3", "c:1"]
-    releases["c"].set()
-    await asyncio.gather(a, c)
-    assert budget.taken == 0
+        await holders.tasks.pop("b")
+    await holders.release("a")
+    assert holders.log == ["a:3", "c:1"]
+    await holders.release("c")
+    await asyncio.gather(*holders.tasks.values())
+    assert holders.budget.taken == 0
 
 
 def test_a_budget_needs_a_place() -> None:
