@@ -124,8 +124,9 @@ class HttpSettings(Section):
 
 
 class WorkerSettings(Section):
-    # messages in flight; OPA requests are capped separately (opa.max_requests)
-    concurrency: int = Field(default=128, ge=1, le=4096)
+    # messages in flight, and audited entities loaded at once (worker.evaluation_budget);
+    # OPA requests are capped separately (opa.max_requests)
+    concurrency: int = Field(default=512, ge=1, le=4096)
     shutdown_timeout: float = Field(default=30.0, gt=0)
     # a separate worker process serves /metrics on this loopback port (0: not served)
     metrics_port: int = Field(default=0, ge=0, le=65535)
