@@ -18,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable, Coroutine
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -30,18 +32,18 @@ _Waiting = tuple[Finished, asyncio.Future[datetime | None]]
 
 
 class _Lane:
-    """The queue of one writer."""
+    """The queue of one writer, which ``write`` empties."""
 
-    def __init__(self, batcher: StoreBatcher) -> None:
+    def __init__(self, write: Callable[[list[_Waiting]], Coroutine[Any, Any, None]]) -> None:
         self.queue: list[_Waiting] = []
-        self.writer = Drainers(1, lambda: batcher.write_queued(self.queue))
+        self.writer = Drainers(1, lambda: write(self.queue))
 
 
 class StoreBatcher:
     def __init__(self, pool: asyncpg.Pool, max_batch: int = 64, writers: int = 2) -> None:
         self._pool = pool
         self._max_batch = max_batch
-        self._lanes = [_Lane(self) for _ in range(writers)]
+        self._lanes = [_Lane(self._write_queued) for _ in range(writers)]
 
     async def store(self, done: Finished) -> datetime | None:
         """The evaluation's finish time; None when it had been stored before."""
@@ -57,7 +59,7 @@ class StoreBatcher:
         """Writers that have not ended."""
         return sum(lane.writer.running for lane in self._lanes)
 
-    async def write_queued(self, queue: list[_Waiting]) -> None:
+    async def _write_queued(self, queue: list[_Waiting]) -> None:
         while queue:
             batch = queue[:self._max_batch]
             del queue[:self._max_batch]
