@@ -1,4 +1,4 @@
-"""Retention: delete finished evaluations (their violations cascade) and finished
+"""Retention: delete finished evaluations (a trigger deletes their violations) and finished
 audits older than ``GAVEL_RESULTS_RETENTION_DAYS``.
 
 Each batch is one short statement in its own transaction, so the job never holds
