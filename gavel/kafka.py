@@ -15,6 +15,7 @@ from aiokafka.errors import (
     RecordTooLargeError,
     TopicAlreadyExistsError,
 )
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 from gavel.settings import KafkaSettings
 
@@ -114,9 +115,35 @@ async def _partitions_led(admin: AIOKafkaAdminClient, topics: list[str]) -> None
         await asyncio.sleep(0.1)
 
 
+class KeyPartitioner:
+    """The partitioner of Kafka's clients (murmur2 of the key, modulo the partitions;
+    aiokafka's default) with each key's hash remembered. An entity's results and events
+    are keyed by the entity, so the same keys come again and again, and aiokafka's hash
+    in pure Python took 3 % of a worker's time. At most ``kept`` hashes are kept, past
+    which the memory starts over. A message without a key goes to a random partition,
+    as with the default."""
+
+    def __init__(self, kept: int = 65536) -> None:
+        self._kept = kept
+        self._hashes: dict[bytes, int] = {}
+        self._default = DefaultPartitioner()
+
+    def __call__(self, key: bytes | None, all_partitions: list[int],
+                 available: list[int]) -> int:
+        if key is None:
+            return self._default(key, all_partitions, available)
+        hashed = self._hashes.get(key)
+        if hashed is None:
+            if len(self._hashes) >= self._kept:
+                self._hashes.clear()
+            hashed = self._hashes[key] = murmur2(key) & 0x7FFFFFFF
+        return all_partitions[hashed % len(all_partitions)]
+
+
 def make_producer(settings: KafkaSettings, **overrides: object) -> AIOKafkaProducer:
     options: dict[str, object] = {
         "bootstrap_servers": settings.bootstrap_servers,
+        "partitioner": KeyPartitioner(),
         "acks": "all",
         "enable_idempotence": True,
         "linger_ms": 2,

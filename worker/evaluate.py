@@ -92,10 +92,33 @@ class PackPlan:
         return {**base_input, **self.fields}
 
 
+class PackPlans:
+    """Each applied pack's plan, made once: an ``Applicable`` of the group index lives
+    until its group changes, and every event resolved to it runs the same plan. Kept
+    by the applicable's identity (it holds a dict, so it has no hash), with the
+    applicable and pack version held so that the identity cannot pass to another
+    object; at most ``kept`` plans, past which the memory starts over."""
+
+    def __init__(self, kept: int = 4096) -> None:
+        self._kept = kept
+        self._plans: dict[int, tuple[Applicable, PackVersion, PackPlan]] = {}
+
+    def of(self, pack: PackVersion, applicable: Applicable) -> PackPlan:
+        entry = self._plans.get(id(applicable))
+        if entry is not None and entry[0] is applicable and entry[1] is pack:
+            return entry[2]
+        if len(self._plans) >= self._kept:
+            self._plans.clear()
+        plan = PackPlan.of(pack, applicable.config)
+        self._plans[id(applicable)] = (applicable, pack, plan)
+        return plan
+
+
 class Evaluator:
     def __init__(self, catalog: PackCatalog, runtime: OpaRuntime, max_requests: int = 4,
                  batch_size: int = 32, retry_max_delay: float = 5.0) -> None:
         self._catalog = catalog
+        self._plans = PackPlans()
         self._opa = OpaBatcher(runtime, max_requests=max_requests, max_batch=batch_size)
         self._retry_max_delay = retry_max_delay
         self.opa_down = False
@@ -125,7 +148,7 @@ class Evaluator:
     async def _run(self, result: PackResult, base_input: dict[str, Any]) -> None:
         applicable = result.applicable
         pack = await self._catalog.get(applicable.version_id)
-        plan = PackPlan.of(pack, applicable.config)
+        plan = self._plans.of(pack, applicable)
         result.disabled = plan.disabled
         if not plan.enabled:
             return
