@@ -75,14 +75,20 @@ def _first_key(entity: str) -> str:
 _ID_RANGE = f"violation_id >> {compliance.ID_RANGE_BITS}"
 # The rows the statement below returns, all in one shape: kind, sign, org_id,
 # entity_type, entity_key, pack, pack_version, name, level, groups, number, errored,
-# disabled, observed_at. A pack run ('run') has its version tag as its name and its
-# violations as its number; a violation ('found') its policy and range of ids; an
-# entity's block ('block') its first key as its name. (Plain rows: asyncpg reads them
-# in half the time it takes to read as many records in an array.)
+# disabled, count, first_observed_at, last_observed_at. A pack run ('run') has its
+# version tag as its name and its violations as its number; violations ('found') alike
+# in all but their id and observed time come as one row, with their policy, their
+# range of ids and how many they are; an entity's block ('block') has its first key as
+# its name. (Plain rows: asyncpg reads them in half the time it takes to read as many
+# records in an array; and one row per kind of violation of an entity, not per
+# violation: at 100 resources an evaluation has some 40 violations of a few kinds,
+# and reading and adding them up one by one took a tenth of the worker's time.)
 _AS_RUN = ("org_id, entity_type, entity_key, pack, pack_version, version_tag, NULL::text, "
-           "groups, violations::bigint, errored, disabled, NULL::timestamptz")
-_AS_FOUND = ("org_id, entity_type, entity_key, pack, pack_version, policy, level, groups, "
-             f"{_ID_RANGE}, NULL::bool, NULL::text[], {{observed_at}}")
+           "groups, violations::bigint, errored, disabled, NULL::bigint, NULL::timestamptz, "
+           "NULL::timestamptz")
+_FOUND_KIND = ("org_id, entity_type, entity_key, pack, pack_version, policy, level, groups, "
+               f"{_ID_RANGE}")
+_AS_FOUND = (f"{_FOUND_KIND}, NULL::bool, NULL::text[], count(*), {{first}}, {{last}}")
 
 
 def _returning(columns: str) -> str:
@@ -115,13 +121,14 @@ blocks AS (SELECT u.org_id, u.entity_type, u.entity_key, {_first_key("u")} AS fi
            FROM {_ENTITIES})
 SELECT 'run' AS kind, -1 AS sign, {_AS_RUN} FROM cleared_runs
 UNION ALL SELECT 'run', 1, {_AS_RUN} FROM copied_runs
-UNION ALL SELECT 'found', -1, {_AS_FOUND.format(observed_at="NULL::timestamptz")}
-          FROM cleared_violations
-UNION ALL SELECT 'found', 1, {_AS_FOUND.format(observed_at="observed_at")}
-          FROM copied_violations
+UNION ALL SELECT 'found', -1,
+                 {_AS_FOUND.format(first="NULL::timestamptz", last="NULL::timestamptz")}
+          FROM cleared_violations GROUP BY {_FOUND_KIND}
+UNION ALL SELECT 'found', 1, {_AS_FOUND.format(first="min(observed_at)", last="max(observed_at)")}
+          FROM copied_violations GROUP BY {_FOUND_KIND}
 UNION ALL SELECT 'block', 0, org_id, entity_type, entity_key, NULL::text, NULL::int,
                  first_key, NULL::text, NULL::text[], NULL::bigint, NULL::bool, NULL::text[],
-                 NULL::timestamptz
+                 NULL::bigint, NULL::timestamptz, NULL::timestamptz
           FROM blocks
 """
 _ORG_PACK_RESULTS = f"""
@@ -293,11 +300,11 @@ async def replace_current_state(conn: asyncpg.Connection,
     found: list[FoundViolations] = []
     blocks: dict[Entity, str] = {}
     for (kind, sign, org_id, entity_type, entity_key, pack, version, name, level, groups,
-         number, errored, disabled, observed_at) in rows:
+         number, errored, disabled, count, first_observed_at, last_observed_at) in rows:
         if kind == "found":
             found.append(FoundViolations(sign, org_id, entity_type, entity_key, groups, pack,
-                                         version, name, level, number, 1, observed_at,
-                                         observed_at))
+                                         version, name, level, number, count,
+                                         first_observed_at, last_observed_at))
         elif kind == "run":
             runs.append(PackRun(sign, org_id, entity_type, entity_key, pack, version, name,
                                 groups, errored, number, disabled))
