@@ -60,12 +60,6 @@ def _link(fd: Path) -> str | None:
         return None
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU of the one process ``pid`` (a Postgres backend: the server's own process)."""
-    fields = _stat_fields(pid)
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
-
-
 def tree_cpu_seconds(pid: int) -> float:
     """CPU of ``pid``, its live children (Postgres backends) and its reaped children."""
     total = 0.0

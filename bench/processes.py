@@ -15,6 +15,14 @@ from pathlib import Path
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the one process ``pid`` has used so far (not its
+    children's: a Postgres backend is the server's own process)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
 class GavelProcess:
     def __init__(self, role: str, env: dict[str, str], log_path: Path,
                  name: str | None = None) -> None:
@@ -47,9 +55,7 @@ class GavelProcess:
 
     def cpu_seconds(self) -> float:
         """User plus system CPU time the process has used so far."""
-        stat = Path(f"/proc/{self.pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2:].split()
-        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+        return cpu_seconds(self.pid)
 
     def start_profile(self, output: Path) -> None:
         """Sample the process with py-spy (speedscope format) until ``stop_profile``."""

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from bench.cpu_meter import cpu_seconds
+from bench.processes import cpu_seconds
 from bench.report import Report, percentile
 from bench.scratch import scratch
 from gavel.db import pool_context
