@@ -14,6 +14,7 @@ import logging
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 from prometheus_client import (
@@ -25,6 +26,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.metrics import MetricWrapperBase
 
 from gavel.outbox import backlog
 
@@ -76,39 +78,30 @@ AUDITS_RUNNING = Gauge(
     "gavel_audits_running", "Audit scans running", registry=DATABASE_REGISTRY)
 
 
+# The labelled series recorded once per message, evaluation or pack run, found once
+# each: ``labels`` checks and locks on every call, and took 2 % of a worker's time.
+# Label values are few (topics, outcomes, entity types, kinds, pack names); at most
+# 1,024 series are kept.
+@functools.lru_cache(maxsize=1024)
+def _series(metric: MetricWrapperBase, *values: str) -> Any:
+    return metric.labels(*values)
+
+
 def record_consumed(topic: str) -> None:
-    EVENTS_CONSUMED.labels(topic).inc()
-
-
-# The labelled series recorded once per evaluation or pack run, found once each:
-# ``labels`` checks and locks on every call, and took 2 % of a worker's time. Label
-# values are few (outcomes, entity types, kinds, pack names); at most 1,024 are kept.
-@functools.lru_cache(maxsize=1024)
-def _evaluations(outcome: str, entity_type: str, kind: str) -> Counter:
-    return EVALUATIONS.labels(outcome, entity_type, kind)
-
-
-@functools.lru_cache(maxsize=1024)
-def _evaluation_latency(entity_type: str) -> Histogram:
-    return EVALUATION_LATENCY.labels(entity_type)
-
-
-@functools.lru_cache(maxsize=1024)
-def _pack_duration(pack: str) -> Histogram:
-    return PACK_DURATION.labels(pack)
+    _series(EVENTS_CONSUMED, topic).inc()
 
 
 def record_evaluation(outcome: str, entity_type: str, kind: str,
                       occurred_at: datetime) -> None:
     """Count one newly stored evaluation and observe its latency from the event's time."""
-    _evaluations(outcome, entity_type, kind).inc()
+    _series(EVALUATIONS, outcome, entity_type, kind).inc()
     # producers' clocks may run ahead of ours: never observe a negative latency
     latency = max(0.0, (datetime.now(UTC) - occurred_at).total_seconds())
-    _evaluation_latency(entity_type).observe(latency)
+    _series(EVALUATION_LATENCY, entity_type).observe(latency)
 
 
 def record_pack_duration(pack: str, milliseconds: float) -> None:
-    _pack_duration(pack).observe(milliseconds / 1000)
+    _series(PACK_DURATION, pack).observe(milliseconds / 1000)
 
 
 def record_pack_load() -> None:
