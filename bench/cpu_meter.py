@@ -13,18 +13,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bench.processes import GavelProcess
+from bench.processes import CLOCK_TICKS, GavelProcess, stat_fields
 from bench.report import Report
 from gavel.settings import Settings
 
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _LISTEN = "0A"
 STOLEN = "stolen by the host"
-
-
-def _stat_fields(pid: int) -> list[str]:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return stat[stat.rindex(")") + 2:].split()
 
 
 def _listening_inodes(port: int) -> set[str]:
@@ -67,20 +61,20 @@ def tree_cpu_seconds(pid: int) -> float:
         if not proc.name.isdigit():
             continue
         try:
-            fields = _stat_fields(int(proc.name))
+            fields = stat_fields(int(proc.name))
         except OSError:
             continue
         if int(proc.name) == pid:
             total += sum(int(f) for f in fields[11:15])
         elif int(fields[1]) == pid:
             total += int(fields[11]) + int(fields[12])
-    return total / _CLOCK_TICKS
+    return total / CLOCK_TICKS
 
 
 def stolen_seconds() -> float:
     """CPU time the host has taken from this machine's cores since boot."""
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
-    return int(fields[8]) / _CLOCK_TICKS if len(fields) > 8 else 0.0
+    return int(fields[8]) / CLOCK_TICKS if len(fields) > 8 else 0.0
 
 
 class CpuMeter:
