@@ -12,11 +12,11 @@ from gavel.policy_groups import applied_packs
 
 _REGISTER = """
 INSERT INTO stacks (org_id, project, name, resources, resource_count)
-VALUES ($1, $2, $3, coalesce($4::jsonb, '[]'::jsonb), coalesce($5::integer, 0))
+VALUES ($1, $2, $3, coalesce($4::json, '[]'::json), coalesce($5::integer, 0))
 ON CONFLICT (org_id, project, name) DO UPDATE
-SET resources = coalesce($4::jsonb, stacks.resources),
+SET resources = coalesce($4::json, stacks.resources),
     resource_count = coalesce($5::integer, stacks.resource_count),
-    updated_at = CASE WHEN $4::jsonb IS NULL THEN stacks.updated_at ELSE now() END
+    updated_at = CASE WHEN $4::json IS NULL THEN stacks.updated_at ELSE now() END
 RETURNING id, (xmax = 0) AS created
 """
 
