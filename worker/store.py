@@ -192,14 +192,15 @@ def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-# Each stack of a batch once (a row per key): $5 true keeps the resources it has (a
-# new stack has none), false replaces them with $4 (JSON text, stored as json: checked,
-# not converted, since only audits read it back whole) and their count $6.
+# Each stack of a batch once (a row per key): with $4 NULL it keeps the resources it has
+# (a new stack has none), else they become $4 (JSON text, stored as json: checked, not
+# converted, since only audits read it back whole) and their count $5.
 _REMEMBER_STACKS = """
 WITH u AS (
-    SELECT org_id, project, name, resources::json AS resources, keep, resource_count
-    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::int[])
-         AS u(org_id, project, name, resources, keep, resource_count)),
+    SELECT org_id, project, name, resources::json AS resources, resources IS NULL AS keep,
+           resource_count
+    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::int[])
+         AS u(org_id, project, name, resources, resource_count)),
 kept AS (
     INSERT INTO stacks (org_id, project, name)
     SELECT org_id, project, name FROM u WHERE keep
@@ -235,7 +236,6 @@ async def _remember_resources(conn: asyncpg.Connection, new: list[Finished]) -> 
         resources = list(stacks.values())
         await conn.execute(_REMEMBER_STACKS, org_ids, projects, names,
                            [None if r is None else _json(r) for r in resources],
-                           [r is None for r in resources],
                            [None if r is None else len(r) for r in resources])
     if accounts:
         # the first chunk of a scan replaces what the account had; later chunks add to it
