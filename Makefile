@@ -4,15 +4,16 @@ PYTHON ?= python3
 CACHE ?= $(or $(GAVEL_CACHE_DIR),$(HOME)/.cache/gavel)
 VENV ?= .venv
 PIP_CACHE := $(CACHE)/pip
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+CONSTRAINTS := deploy/constraints.txt
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(CONSTRAINTS) | sha1sum | cut -c1-12)
 DEVSTACK := $(PYTHON) deploy/local/devstack.py
 
 .PHONY: install up test lint stack-start stack-stop stack-status bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --cache-dir $(PIP_CACHE) --upgrade pip
-	$(VENV)/bin/pip install -q --cache-dir $(PIP_CACHE) -e '.[dev]'
+	$(VENV)/bin/pip install -q --cache-dir $(PIP_CACHE) -c $(CONSTRAINTS) -e '.[dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)
