@@ -6,9 +6,11 @@ group applying aws-baseline, written straight to Postgres. The API process plans
 audit (chunk messages on the audit-chunk topic); the workers share those partitions in
 one consumer group and are started, and seen to own partitions, before each audit is
 requested. Duration is the audit's own ``startedAt`` -> ``finishedAt``. An uncounted
-audit through one worker comes first and the database is analyzed after it
-(``bench.scratch.analyze``), so that every timed audit replaces a current state that
-is there, with the statistics a running installation has.
+audit through one worker comes first, so that every timed audit replaces a current
+state that is there. Before each timed audit the database is vacuumed and analyzed
+(``bench.scratch.vacuum``): the statistics a running installation has, and
+no dead rows left by the audit before, whose vacuum would otherwise run during the
+next one.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from bench.http_setup import PACK_CONFIG, org_token
 from bench.packs import ORG
 from bench.processes import load_average
 from bench.report import Report
-from bench.scratch import analyze, scratch
+from bench.scratch import scratch, vacuum
 from bench.services import Services, services
 from gavel.db import pool_context
 from gavel.settings import Settings
@@ -93,9 +95,9 @@ async def run(args: argparse.Namespace) -> Report:
             if await _audit(client, running, meter, settings, 1, args.timeout) is None:
                 report.add("audit", "pending: POST /api/orgs/{org}/audits answers 404")
                 return report
-            await analyze(pool)
             runs = []
             for workers in counts:
+                await vacuum(pool, analyze=True)
                 done = await _audit(client, running, meter, settings, workers, args.timeout)
                 if done is None:
                     report.add("audit", "pending: POST /api/orgs/{org}/audits answers 404")

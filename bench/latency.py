@@ -7,7 +7,8 @@ long-polled (``?wait=30``) until finished; latency is POST sent -> long-poll ans
 A warm-up at ``--warm-up-rate`` for ``--warm-up`` seconds, not counted, comes first:
 the broker's JVM compiles its hot paths during its first minute or two under load
 (Kafka's CPU per message falls about threefold), and a long-running deployment is
-measured warm; the database is analyzed after it (``bench.scratch.analyze``).
+measured warm; the database is vacuumed and analyzed after it
+(``bench.scratch.vacuum``).
 The CPU share of each process (servers, API, worker, generator) during each phase
 shows which one saturates.
 """
@@ -28,7 +29,7 @@ from bench.open_loop import Decision, PhaseResult, run_phase
 from bench.packs import ORG
 from bench.processes import load_average
 from bench.report import Report, percentile
-from bench.scratch import analyze, scratch
+from bench.scratch import scratch, vacuum
 from bench.services import Services, services
 from gavel.db import pool_context
 
@@ -86,7 +87,7 @@ async def _phases(args: argparse.Namespace, client: GavelClient, running: Servic
                            _decisions(rng, stacks, warm_up, args.resources), args.timeout)
     if warm.errors:
         raise SystemExit(f"warm-up failed: {warm.errors}; see {running.log_paths()}")
-    await analyze(pool)
+    await vacuum(pool, analyze=True)
     for rate in [float(r) for r in args.rates.split(",")]:
         decisions = _decisions(rng, stacks, max(1, round(rate * args.seconds)),
                                args.resources)
