@@ -11,12 +11,18 @@ state that is there. Before each timed audit the database is vacuumed and analyz
 (``bench.scratch.vacuum``): the statistics a running installation has, and
 no dead rows left by the audit before, whose vacuum would otherwise run during the
 next one.
+
+The workers share the stack's OPA unless ``--opa-per-worker`` gives each one of its
+own, as the Kubernetes manifest does; ``--worker-cpus`` holds each worker and its OPA
+to CPUs of its own, as a pod's CPU limit would. Started under ``taskset``, the stack's
+servers and the API keep to the other CPUs.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -31,7 +37,7 @@ from bench.cpu_meter import CpuMeter, add_cpu_shares
 from bench.gavel_client import GavelClient, UnexpectedAnswer
 from bench.http_setup import PACK_CONFIG, org_token
 from bench.packs import ORG
-from bench.processes import load_average
+from bench.processes import load_average, parse_cpus
 from bench.report import Report
 from bench.scratch import scratch, vacuum
 from bench.services import Services, services
@@ -52,7 +58,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="give up on one audit after this many seconds")
     parser.add_argument("--profile", metavar="DIR",
                         help="sample the API and the workers with py-spy (speedscope)")
+    parser.add_argument("--opa-per-worker", action="store_true",
+                        help="give each worker an OPA of its own, as the Kubernetes "
+                             "manifest does, instead of all sharing the stack's")
+    parser.add_argument("--worker-cpus", nargs="+", type=_cpu_list, default=[],
+                        metavar="CPUS",
+                        help="hold the i-th worker (and its own OPA) to the i-th CPU list, "
+                             "e.g. --worker-cpus 2-3 4-5: one per worker")
     parser.add_argument("--seed", type=int, default=1)
+
+
+def _cpu_list(text: str) -> frozenset[int]:
+    try:
+        cpus = parse_cpus(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    present = os.cpu_count() or 1
+    if max(cpus) >= present:
+        raise argparse.ArgumentTypeError(f"{text}: this machine's CPUs are 0-{present - 1}")
+    return cpus
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the workers run: with an OPA each or the stack's, on which CPUs."""
+
+    own_opa: bool
+    cpu_sets: list[frozenset[int]]
 
 
 @dataclass
@@ -75,8 +107,16 @@ class AuditRun:
 
 async def run(args: argparse.Namespace) -> Report:
     counts = [int(n) for n in args.workers.split(",")]
+    if args.worker_cpus and len(args.worker_cpus) < max(counts):
+        raise SystemExit(f"--worker-cpus: {len(args.worker_cpus)} CPU lists for up to "
+                         f"{max(counts)} workers; give one per worker")
     report = Report("audit", {"stacks": args.stacks, "resources": args.resources,
-                              "workers": args.workers})
+                              "workers": args.workers,
+                              "OPA": "one per worker" if args.opa_per_worker else "shared"})
+    if args.worker_cpus:
+        report.parameters["worker CPUs"] = " | ".join(
+            ",".join(map(str, sorted(cpus))) for cpus in args.worker_cpus)
+    placement = Placement(args.opa_per_worker, args.worker_cpus)
     async with scratch(with_topics=True) as (settings, env), \
             pool_context(settings.database) as pool, \
             services(settings, env, args.profile) as running:
@@ -92,13 +132,14 @@ async def run(args: argparse.Namespace) -> Report:
         meter = CpuMeter(settings, running.processes)
         async with aiohttp.ClientSession() as session:
             client = GavelClient(session, running.base_url, ORG, token)
-            if await _audit(client, running, meter, settings, 1, args.timeout) is None:
+            if await _audit(client, running, meter, settings, 1, placement, args.timeout) is None:
                 report.add("audit", "pending: POST /api/orgs/{org}/audits answers 404")
                 return report
             runs = []
             for workers in counts:
                 await vacuum(pool, analyze=True)
-                done = await _audit(client, running, meter, settings, workers, args.timeout)
+                done = await _audit(client, running, meter, settings, workers, placement,
+                                    args.timeout)
                 if done is None:
                     report.add("audit", "pending: POST /api/orgs/{org}/audits answers 404")
                     return report
@@ -113,10 +154,12 @@ async def run(args: argparse.Namespace) -> Report:
 
 
 async def _audit(client: GavelClient, running: Services, meter: CpuMeter,
-                 settings: Settings, workers: int, timeout: float) -> AuditRun | None:
+                 settings: Settings, workers: int, placement: Placement,
+                 timeout: float) -> AuditRun | None:
     """One audit of the group with ``workers`` fresh worker processes; None if the
     endpoint is missing."""
-    started = running.start_workers(workers)
+    started = running.start_workers(workers, own_opa=placement.own_opa,
+                                    cpu_sets=placement.cpu_sets)
     try:
         await wait_until_shared(settings.kafka, settings.kafka.consumer_group,
                                 settings.kafka.topic_audit_chunks, workers)

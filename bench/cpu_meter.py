@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bench.processes import CLOCK_TICKS, GavelProcess, stat_fields
+from bench.processes import CLOCK_TICKS, Metered, stat_fields
 from bench.report import Report
 from gavel.settings import Settings
 
@@ -79,7 +79,7 @@ def stolen_seconds() -> float:
 
 class CpuMeter:
     def __init__(self, settings: Settings,
-                 processes: Callable[[], Iterable[GavelProcess]]) -> None:
+                 processes: Callable[[], Iterable[Metered]]) -> None:
         ports = {"postgres": urlsplit(settings.database.url).port,
                  "kafka": int(settings.kafka.bootstrap_servers.split(",")[0].rsplit(":", 1)[1]),
                  "opa": urlsplit(settings.opa.url).port}

@@ -20,15 +20,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,14 +31,14 @@ from pathlib import Path
 import aiohttp
 import orjson
 
+from bench.opa_server import OpaServer, opa_binary
 from bench.packs import example_policies
-from bench.processes import free_port, load_average
+from bench.processes import load_average
 from bench.report import Report, percentile
 from gavel.rego import policy_slug, runner_id
 from worker.opa_runtime import PackVersion, runner_module, runner_package
 
 FORMS = ("policies", "runner", "static")
-DEVSTACK = Path(__file__).resolve().parent.parent / "deploy" / "local" / "devstack.py"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -77,52 +72,21 @@ def version_modules(form: str, version_id: int) -> list[tuple[str, str]]:
     return modules
 
 
-def _opa_binary() -> Path:
-    spec = importlib.util.spec_from_file_location("gavel_devstack", DEVSTACK)
-    assert spec is not None and spec.loader is not None
-    devstack = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = devstack
-    spec.loader.exec_module(devstack)
-    return Path(devstack.opa_binary())
-
-
 @contextmanager
-def private_opa(binary: Path, form: str, loaded: int) -> Iterator[tuple[str, float]]:
+def private_opa(form: str, loaded: int) -> Iterator[tuple[str, float]]:
     """An OPA holding ``loaded`` pack versions; yields its URL and start-up seconds."""
     directory = Path(tempfile.mkdtemp(prefix="gavel-opa-modules-"))
     for version_id in range(1, loaded + 1):
         for module_id, text in version_modules(form, version_id):
             (directory / (module_id.replace("/", "_") + ".rego")).write_text(text)
-    port = free_port()
+    server = OpaServer("opa-modules", directory=directory)
     began = time.perf_counter()
-    proc = subprocess.Popen([str(binary), "run", "--server", "--addr", f"127.0.0.1:{port}",
-                             "--log-level", "error", "--disable-telemetry", str(directory)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
     try:
-        _wait_healthy(port, proc)
-        yield f"http://127.0.0.1:{port}", time.perf_counter() - began
+        server.start()
+        yield server.url, time.perf_counter() - began
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        server.stop()
         shutil.rmtree(directory, ignore_errors=True)
-
-
-def _wait_healthy(port: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"OPA exited with {proc.returncode} while loading its modules")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit("OPA did not answer /health within 600 s")
 
 
 async def _put(session: aiohttp.ClientSession, base: str, module_id: str, text: str
@@ -209,11 +173,11 @@ async def run(args: argparse.Namespace) -> Report:
     counts = [int(c) for c in args.loaded.split(",") if c]
     report = Report("opa-modules", {"loaded": args.loaded, "forms": args.forms,
                                     "repeat": args.repeat, "cpus": os.cpu_count()})
-    binary = _opa_binary()
+    opa_binary()  # built before the first timing, if it is not there yet
     report.add("load average at start (1/5/15 min)", load_average())
     for loaded in counts:
         for form in forms:
-            with private_opa(binary, form, loaded) as (base, startup):
+            with private_opa(form, loaded) as (base, startup):
                 figures = await _measure(base, form, loaded, args.repeat)
             modules = loaded * len(version_modules(form, 1))
             _row(report, form, loaded, startup, modules, figures)

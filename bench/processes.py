@@ -10,7 +10,9 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -28,12 +30,47 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+class Metered(Protocol):
+    """A process whose CPU a benchmark reads by name while it runs."""
+
+    name: str
+
+    def alive(self) -> bool: ...
+
+    def cpu_seconds(self) -> float: ...
+
+
+def parse_cpus(text: str) -> frozenset[int]:
+    """A CPU list as ``taskset -c`` takes it (``"2"``, ``"2-3"``, ``"0,4-5"``)."""
+    cpus: set[int] = set()
+    for part in text.split(","):
+        first, dash, last = part.strip().partition("-")
+        try:
+            low = int(first)
+            high = int(last) if dash else low
+        except ValueError:
+            raise ValueError(f"not a CPU list: {text!r} (e.g. 2, 2-3 or 0,4-5)") from None
+        if high < low:
+            raise ValueError(f"not a CPU list: {text!r} ({part} runs backwards)")
+        cpus.update(range(low, high + 1))
+    return frozenset(cpus)
+
+
+def pin_to(cpus: frozenset[int] | None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that holds the child to ``cpus`` from its first instruction
+    (OPA's Go runtime sizes its scheduler to them at start); None for no limit."""
+    if cpus is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
 class GavelProcess:
     def __init__(self, role: str, env: dict[str, str], log_path: Path,
-                 name: str | None = None) -> None:
+                 name: str | None = None, cpus: frozenset[int] | None = None) -> None:
         self.role = role
         self.name = name or role
         self.log_path = log_path
+        self.cpus = cpus
         self._env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
         self._proc: subprocess.Popen[bytes] | None = None
         self._profiler: subprocess.Popen[bytes] | None = None
@@ -41,7 +78,8 @@ class GavelProcess:
     def start(self) -> None:
         with self.log_path.open("wb") as log:
             self._proc = subprocess.Popen([sys.executable, "-m", "gavel.cli", self.role],
-                                          env=self._env, stdout=log, stderr=subprocess.STDOUT)
+                                          env=self._env, stdout=log, stderr=subprocess.STDOUT,
+                                          preexec_fn=pin_to(self.cpus))
 
     @property
     def pid(self) -> int:

@@ -6,14 +6,15 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
 
-from bench.processes import GavelProcess, free_port
+from bench.opa_server import OpaServer
+from bench.processes import GavelProcess, Metered, free_port
 from bench.worker_process import WorkerProcess
 from gavel.kafka import ensure_topics
 from gavel.settings import Settings
@@ -30,11 +31,12 @@ class Services:
         self.api: GavelProcess | None = None
         self.base_url = ""
         self.workers: list[WorkerProcess] = []
+        self.sidecars: list[OpaServer] = []
         self._started_workers = 0
 
-    def processes(self) -> list[GavelProcess]:
-        """The API and worker processes started so far."""
-        return [p for p in (self.api, *self.workers) if p is not None]
+    def processes(self) -> list[Metered]:
+        """The API and worker processes started so far, and the workers' own OPAs."""
+        return [*(p for p in (self.api, *self.workers) if p is not None), *self.sidecars]
 
     def _log(self, role: str) -> Path:
         return Path(tempfile.gettempdir()) / f"{self._name}-{role}.log"
@@ -65,12 +67,25 @@ class Services:
         raise SystemExit(f"the API was not ready after {READY_TIMEOUT:.0f}s; "
                          f"see {self.api.log_path}")
 
-    def start_workers(self, count: int) -> list[WorkerProcess]:
+    def start_workers(self, count: int, *, own_opa: bool = False,
+                      cpu_sets: Sequence[frozenset[int]] = ()) -> list[WorkerProcess]:
+        """Start ``count`` workers. ``own_opa``: each with an OPA of its own (as the
+        Kubernetes manifest runs one beside each worker) instead of the stack's.
+        ``cpu_sets`` (one per worker, or none): the i-th worker, and its own OPA, held to
+        the i-th set."""
         started = []
-        for _ in range(count):
+        for index in range(count):
             self._started_workers += 1
             name = f"worker-{self._started_workers}"
-            worker = WorkerProcess(self._env, self._log(name), name)
+            cpus = cpu_sets[index] if cpu_sets else None
+            env = self._env
+            if own_opa:
+                sidecar = OpaServer(f"opa-{name}", evaluating=True, cpus=cpus,
+                                    log_path=self._log(f"opa-{name}"))
+                sidecar.start(READY_TIMEOUT)
+                self.sidecars.append(sidecar)
+                env = {**env, "GAVEL_OPA_URL": sidecar.url}
+            worker = WorkerProcess(env, self._log(name), name, cpus)
             worker.start()
             started.append(worker)
         self.workers.extend(started)
@@ -80,6 +95,9 @@ class Services:
         for worker in self.workers:
             worker.stop()
         self.workers = []
+        for sidecar in self.sidecars:
+            sidecar.stop()
+        self.sidecars = []
 
     def check_alive(self) -> None:
         """Stop the benchmark, naming the log, if a process it started has exited."""
@@ -87,6 +105,9 @@ class Services:
             if not proc.alive():
                 raise SystemExit(f"the {proc.role} process exited; see {proc.log_path}:\n"
                                  f"{proc.tail()}")
+        for sidecar in self.sidecars:
+            if not sidecar.alive():
+                raise SystemExit(f"{sidecar.name} exited; see {sidecar.log_path}")
 
     @contextmanager
     def profiled(self, label: str) -> Iterator[None]:

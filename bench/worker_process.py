@@ -9,5 +9,6 @@ from bench.processes import GavelProcess
 
 
 class WorkerProcess(GavelProcess):
-    def __init__(self, env: dict[str, str], log_path: Path, name: str = "worker") -> None:
-        super().__init__("worker", env, log_path, name)
+    def __init__(self, env: dict[str, str], log_path: Path, name: str = "worker",
+                 cpus: frozenset[int] | None = None) -> None:
+        super().__init__("worker", env, log_path, name, cpus)
