@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from functools import cache
 from pathlib import Path
 from types import ModuleType
 
-from bench.processes import cpu_seconds, free_port, pin_to
+from bench.processes import cpu_seconds, free_port, pin_to, terminate
 
 DEVSTACK = Path(__file__).resolve().parent.parent / "deploy" / "local" / "devstack.py"
 
@@ -70,11 +68,9 @@ class OpaServer:
             if self._proc.poll() is not None:
                 raise SystemExit(f"OPA ({self.name}) exited with {self._proc.returncode} "
                                  "before answering /health")
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.1)
+            if _devstack().opa_healthy(self.port):
+                return
+            time.sleep(0.1)
         raise SystemExit(f"OPA ({self.name}) did not answer /health within {timeout:.0f} s")
 
     def alive(self) -> bool:
@@ -85,11 +81,4 @@ class OpaServer:
         return cpu_seconds(self._proc.pid)
 
     def stop(self) -> None:
-        if self._proc is None or self._proc.poll() is not None:
-            return
-        self._proc.send_signal(signal.SIGTERM)
-        try:
-            self._proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
+        terminate(self._proc, 20)

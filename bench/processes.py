@@ -64,6 +64,18 @@ def pin_to(cpus: frozenset[int] | None) -> Callable[[], None] | None:
     return lambda: os.sched_setaffinity(0, cpus)
 
 
+def terminate(proc: subprocess.Popen[bytes] | None, grace: float) -> None:
+    """SIGTERM a running child, and SIGKILL it if it has not exited after ``grace`` s."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 class GavelProcess:
     def __init__(self, role: str, env: dict[str, str], log_path: Path,
                  name: str | None = None, cpus: frozenset[int] | None = None) -> None:
@@ -116,14 +128,7 @@ class GavelProcess:
 
     def stop(self, grace: float = 30.0) -> None:
         self.stop_profile()
-        if self._proc is None or self._proc.poll() is not None:
-            return
-        self._proc.send_signal(signal.SIGTERM)
-        try:
-            self._proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait(timeout=10)
+        terminate(self._proc, grace)
 
     def tail(self, lines: int = 20) -> str:
         text = self.log_path.read_text(errors="replace").splitlines()
