@@ -36,7 +36,11 @@ class Services:
 
     def processes(self) -> list[Metered]:
         """The API and worker processes started so far, and the workers' own OPAs."""
-        return [*(p for p in (self.api, *self.workers) if p is not None), *self.sidecars]
+        return [*self._gavel_processes(), *self.sidecars]
+
+    def _gavel_processes(self) -> list[GavelProcess]:
+        """The API and worker processes started so far (``gavel api``, ``gavel worker``)."""
+        return [p for p in (self.api, *self.workers) if p is not None]
 
     def _log(self, role: str) -> Path:
         return Path(tempfile.gettempdir()) / f"{self._name}-{role}.log"
@@ -101,7 +105,7 @@ class Services:
 
     def check_alive(self) -> None:
         """Stop the benchmark, naming the log, if a process it started has exited."""
-        for proc in [p for p in (self.api, *self.workers) if p is not None]:
+        for proc in self._gavel_processes():
             if not proc.alive():
                 raise SystemExit(f"the {proc.role} process exited; see {proc.log_path}:\n"
                                  f"{proc.tail()}")
@@ -112,7 +116,7 @@ class Services:
     @contextmanager
     def profiled(self, label: str) -> Iterator[None]:
         """Sample the API and every worker with py-spy meanwhile, when asked to."""
-        running = [p for p in (self.api, *self.workers) if p is not None]
+        running = self._gavel_processes()
         if self._profile_dir is None:
             yield
             return
