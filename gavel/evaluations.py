@@ -115,13 +115,16 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-# The evaluation and, once it is finished, its violations: one round trip.
+# The evaluation and, once it is finished, its violations: one round trip. They are
+# listed as a CI log would want them, the mandatory ones (those that block) first, then
+# by pack, policy and URN (a violation of the stack as a whole, without one, first).
 _EVALUATION = """
 SELECT e.*, CASE WHEN e.status = 'finished' THEN (
     SELECT json_agg(json_build_object(
                'groups', v.groups, 'pack', v.pack, 'packVersion', v.pack_version,
                'versionTag', v.version_tag, 'policy', v.policy, 'level', v.level,
-               'urn', v.urn, 'message', v.message, 'details', v.details) ORDER BY v.id)
+               'urn', v.urn, 'message', v.message, 'details', v.details)
+           ORDER BY v.level <> 'mandatory', v.pack, v.policy, v.urn NULLS FIRST, v.id)
     FROM violations v WHERE v.evaluation_id = e.id) END AS violation_list
 FROM evaluations e WHERE e.id = $1 AND e.org_id = $2
 """

@@ -41,12 +41,16 @@ SCHEMAS: dict[str, Any] = {
                       "disabledPolicies": {
                           "type": "array", "items": {"type": "string"},
                           "description": "policies the config disabled: not run"}}}},
-        "violations": {"type": "array", "items": {"type": "object", "properties": {
-            "groups": {"type": "array", "items": {"type": "string"}},
-            "pack": {"type": "string"}, "packVersion": {"type": "integer"},
-            "versionTag": {"type": "string"}, "policy": {"type": "string"},
-            "level": {"enum": ["advisory", "mandatory"]}, "urn": {"type": ["string", "null"]},
-            "message": {"type": "string"}}}}}},
+        "violations": {
+            "type": "array",
+            "description": "mandatory first, then by pack, policy and URN (none first)",
+            "items": {"type": "object", "properties": {
+                "groups": {"type": "array", "items": {"type": "string"}},
+                "pack": {"type": "string"}, "packVersion": {"type": "integer"},
+                "versionTag": {"type": "string"}, "policy": {"type": "string"},
+                "level": {"enum": ["advisory", "mandatory"]},
+                "urn": {"type": ["string", "null"]},
+                "message": {"type": "string"}}}}}},
 }
 
 PATHS: dict[str, Any] = {

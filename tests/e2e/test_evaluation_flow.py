@@ -48,6 +48,11 @@ async def evaluate(client: TestClient, token: str, org: str, project: str, stack
     return await result(client, token, org, accepted["id"])
 
 
+def bucket(urn: str, acl: str, tags: dict[str, str]) -> dict[str, Any]:
+    return {"urn": urn, "type": "aws:s3/bucket:Bucket", "name": urn.split(":")[-1],
+            "properties": {"acl": acl, "tags": tags}}
+
+
 def levels(body: dict[str, Any]) -> set[tuple[str, str]]:
     return {(v["policy"], v["level"]) for v in body["violations"]}
 
@@ -107,6 +112,26 @@ async def test_advisory_disabled_and_two_groups(
     assert both["outcome"] == "mandatory" and both["blocking"] is True
     assert {p["name"]: p["disabledPolicies"] for p in both["packs"]} == {
         "baseline": ["no-public-buckets"], "tagging": []}
+
+
+async def test_violations_read_mandatory_first_then_by_pack_policy_and_urn(
+        client: TestClient, worker: Any, pool: asyncpg.Pool, settings: Settings, new_org) -> None:
+    org, token = await new_org()
+    # two packs of the same policies, the one added to the group first sorting last
+    packs = [await publish(pool, org, name=name) for name in ("baseline", "audit-tags")]
+    await make_group(pool, settings, org, "prod", stacks=[("web", "prod")],
+                     packs=[(version, {}) for version in packs])
+    resources = [bucket("urn:b9", "public-read", {}), bucket("urn:b2", "private", {}),
+                 bucket("urn:b5", "public-read", {}), bucket("urn:b1", "private", {}),
+                 bucket("urn:b7", "public-read", {"owner": "web"})]
+    body = await evaluate(client, token, org, "web", "prod", "update", resources)
+    listed = [(v["level"], v["pack"], v["policy"], v["urn"]) for v in body["violations"]]
+    mandatory = [("mandatory", pack, "no-public-buckets", urn)
+                 for pack in ("audit-tags", "baseline") for urn in ("urn:b5", "urn:b7", "urn:b9")]
+    advisory = [("advisory", pack, "required-tags", urn)
+                for pack in ("audit-tags", "baseline") for urn in ("urn:b1", "urn:b2", "urn:b5",
+                                                                   "urn:b9")]
+    assert listed == mandatory + advisory
 
 
 async def test_group_change_applies_to_the_very_next_event(
