@@ -50,7 +50,7 @@ SCHEMAS: dict[str, Any] = {
                 "versionTag": {"type": "string"}, "policy": {"type": "string"},
                 "level": {"enum": ["advisory", "mandatory"]},
                 "urn": {"type": ["string", "null"]},
-                "message": {"type": "string"}}}}}},
+                "message": {"type": "string"}, "details": {}}}}}},
 }
 
 PATHS: dict[str, Any] = {
