@@ -38,7 +38,7 @@ JOIN accounts a ON a.id = m.account_id WHERE m.group_id = ANY($1::bigint[])
 ORDER BY a.name
 """
 _PACKS = """
-SELECT gp.group_id, p.name, p.display_name, v.id AS version_id, v.version, v.version_tag,
+SELECT gp.group_id, p.name, v.display_name, v.id AS version_id, v.version, v.version_tag,
        gp.config, gp.environments
 FROM policy_group_packs gp
 JOIN policy_packs p ON p.id = gp.pack_id

@@ -159,13 +159,12 @@ async def store_version(pool: asyncpg.Pool, org_id: int, draft: PackDraft) -> in
     async with pool.acquire() as conn, conn.transaction():
         # The upsert locks the pack row until commit: publishes of one pack serialize.
         pack_id, version = await conn.fetchrow(
-            """INSERT INTO policy_packs (org_id, name, display_name, next_version)
-               VALUES ($1, $2, $3, 2)
+            """INSERT INTO policy_packs (org_id, name, next_version)
+               VALUES ($1, $2, 2)
                ON CONFLICT (org_id, name) DO UPDATE
-                   SET display_name = EXCLUDED.display_name,
-                       next_version = policy_packs.next_version + 1
+                   SET next_version = policy_packs.next_version + 1
                RETURNING id, next_version - 1""",
-            org_id, draft.name, draft.display_name)
+            org_id, draft.name)
         taken = await conn.fetchval(
             "SELECT 1 FROM policy_pack_versions WHERE pack_id = $1 AND version_tag = $2",
             pack_id, draft.version_tag)
@@ -173,16 +172,19 @@ async def store_version(pool: asyncpg.Pool, org_id: int, draft: PackDraft) -> in
             raise VersionTagExists(f"policy pack {draft.name!r} already has a version "
                                    f"tagged {draft.version_tag!r}")
         await conn.execute(
-            """INSERT INTO policy_pack_versions (pack_id, version, version_tag, policies)
-               VALUES ($1, $2, $3, $4)""",
-            pack_id, version, draft.version_tag, [p.to_json() for p in draft.policies])
+            """INSERT INTO policy_pack_versions (pack_id, version, version_tag,
+                                                 display_name, policies)
+               VALUES ($1, $2, $3, $4, $5)""",
+            pack_id, version, draft.version_tag, draft.display_name,
+            [p.to_json() for p in draft.policies])
     return int(version)
 
 
 async def list_packs(pool: asyncpg.Pool | asyncpg.Connection,
                      org_id: int) -> list[PackSummary]:
     rows = await pool.fetch(
-        """SELECT p.name, p.display_name,
+        """SELECT p.name,
+                  (array_agg(v.display_name ORDER BY v.version DESC))[1] AS display_name,
                   array_agg(v.version ORDER BY v.version) AS versions,
                   array_agg(v.version_tag ORDER BY v.version) AS version_tags
            FROM policy_packs p JOIN policy_pack_versions v ON v.pack_id = p.id
@@ -192,7 +194,7 @@ async def list_packs(pool: asyncpg.Pool | asyncpg.Connection,
 
 
 _VERSION = """
-SELECT v.id, v.pack_id, p.name, p.display_name, v.version, v.version_tag, v.policies,
+SELECT v.id, v.pack_id, p.name, v.display_name, v.version, v.version_tag, v.policies,
        v.created_at
 FROM policy_pack_versions v JOIN policy_packs p ON p.id = v.pack_id
 WHERE p.org_id = $1 AND p.name = $2 AND {where}

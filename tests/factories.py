@@ -30,13 +30,15 @@ async def insert_pack_version(pool: asyncpg.Pool, org: str, pack: str,
     version_tag = version_tag or f"tag-{uuid.uuid4().hex[:8]}"
     async with pool.acquire() as conn, conn.transaction():
         pack_id, version = await conn.fetchrow(
-            """INSERT INTO policy_packs (org_id, name, display_name, next_version)
-               SELECT id, $2, $3, 2 FROM orgs WHERE name = $1
+            """INSERT INTO policy_packs (org_id, name, next_version)
+               SELECT id, $2, 2 FROM orgs WHERE name = $1
                ON CONFLICT (org_id, name) DO UPDATE
                SET next_version = policy_packs.next_version + 1
                RETURNING id, next_version - 1""",
-            org, pack, display_name)
+            org, pack)
         await conn.execute(
-            """INSERT INTO policy_pack_versions (pack_id, version, version_tag, policies)
-               VALUES ($1, $2, $3, $4)""", pack_id, version, version_tag, policies)
+            """INSERT INTO policy_pack_versions (pack_id, version, version_tag,
+                                                 display_name, policies)
+               VALUES ($1, $2, $3, $4, $5)""",
+            pack_id, version, version_tag, display_name, policies)
     return int(version), version_tag

@@ -19,7 +19,7 @@ async def _setup(client: TestClient, new_org, pool) -> GroupApi:  # type: ignore
     await insert_pack_version(pool, org, "base", policies, version_tag="1.0.0",
                               display_name="Baseline")
     await insert_pack_version(pool, org, "base", policies, version_tag="2.0.0",
-                              display_name="Baseline")
+                              display_name="Baseline 2")
     assert (await api.create(name="g")).status == 204
     return api
 
@@ -38,7 +38,9 @@ async def test_pack_found_by_version_or_by_tag(client: TestClient, new_org, pool
     resp = await api.patch("g", {"addPolicyPack": {"name": "base", "version": 0,
                                                    "versionTag": "2.0.0"}})
     assert resp.status == 204
-    assert [(p["version"], p["versionTag"]) for p in await _applied(api)] == [(2, "2.0.0")]
+    # each version shows the display name it was published with
+    assert [(p["version"], p["versionTag"], p["displayName"]) for p in await _applied(api)] == [
+        (2, "2.0.0", "Baseline 2")]
     assert (await api.summaries())["g"]["numEnabledPolicyPacks"] == 1
 
 
@@ -68,7 +70,7 @@ async def test_adding_again_replaces_version_and_config(client: TestClient, new_
               "config": {"sized": {"enforcementLevel": "mandatory", "maxSize": 5}}}
     assert (await api.patch("g", {"addPolicyPack": second})).status == 204
     assert await _applied(api) == [{
-        "name": "base", "displayName": "Baseline", "version": 2, "versionTag": "2.0.0",
+        "name": "base", "displayName": "Baseline 2", "version": 2, "versionTag": "2.0.0",
         "config": {"sized": {"enforcementLevel": "mandatory", "maxSize": 5}},
         "environments": []}]
 

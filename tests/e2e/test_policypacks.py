@@ -109,7 +109,7 @@ async def test_publish_list_and_get(client: TestClient, new_org) -> None:
     version = await resp.json()
     assert version["createdAt"]
     assert {k: v for k, v in version.items() if k != "createdAt"} == {
-        "name": "baseline", "displayName": "Baseline 2", "version": 1, "versionTag": "v1",
+        "name": "baseline", "displayName": "Baseline", "version": 1, "versionTag": "v1",
         "policies": [
             {"name": "no-public-buckets", "description": "Buckets are private",
              "enforcementLevel": "mandatory", "configSchema": None, "rego": PUBLIC_BUCKET},

@@ -8,6 +8,9 @@ import asyncpg
 import pytest
 
 from gavel.migrations import Migration, MigrationError, migrate
+from gavel.orgs import create_org
+from gavel.settings import Settings
+from tests.helpers import pool_migrated_before
 
 
 async def test_migrations_are_recorded(pool: asyncpg.Pool) -> None:
@@ -60,3 +63,25 @@ async def test_jsonb_round_trip(pool: asyncpg.Pool) -> None:
         assert stored == resources
     finally:
         await pool.execute("DELETE FROM orgs WHERE id=$1", org_id)
+
+
+async def test_migration_gives_each_pack_version_the_display_name_of_its_pack(
+        stack_env: dict[str, str], settings: Settings, session_id: str) -> None:
+    async with pool_migrated_before(stack_env["GAVEL_DATABASE_URL"], settings.database,
+                                    f"gavel_test_{session_id}_display", 21) as pool:
+        org_id, _ = await create_org(pool, "acme")
+        for name, display_name, versions in (("base", "Baseline", 2), ("tags", "", 1)):
+            pack_id = await pool.fetchval(
+                "INSERT INTO policy_packs (org_id, name, display_name) VALUES ($1, $2, $3) "
+                "RETURNING id", org_id, name, display_name)
+            for version in range(1, versions + 1):
+                await pool.execute(
+                    "INSERT INTO policy_pack_versions (pack_id, version, version_tag, policies) "
+                    "VALUES ($1, $2, $3, '[]')", pack_id, version, f"v{version}")
+        async with pool.acquire() as conn:
+            await migrate(conn)
+        rows = await pool.fetch(
+            "SELECT p.name, v.version, v.display_name FROM policy_pack_versions v "
+            "JOIN policy_packs p ON p.id = v.pack_id ORDER BY 1, 2")
+        assert [tuple(r) for r in rows] == [("base", 1, "Baseline"), ("base", 2, "Baseline"),
+                                            ("tags", 1, "")]
