@@ -146,27 +146,27 @@ async def _find_pack(conn: asyncpg.Connection, org_id: int, name: str, field: st
     return int(pack_id)
 
 
-async def _find_version(conn: asyncpg.Connection, pack_id: int,
-                        ref: PolicyPackReference) -> asyncpg.Record:
+async def _find_version(conn: asyncpg.Connection, pack_id: int, ref: PolicyPackReference,
+                        field: str) -> asyncpg.Record:
     """The version named by ``version``, or by ``versionTag`` when version is 0."""
     select = "SELECT id, version, version_tag, policies FROM policy_pack_versions "
     if ref.version:
         row = await conn.fetchrow(select + "WHERE pack_id = $1 AND version = $2",
                                   pack_id, ref.version)
         if row is None:
-            raise NotFoundError(f"addPolicyPack: Policy Pack '{ref.name}' version "
+            raise NotFoundError(f"{field}: Policy Pack '{ref.name}' version "
                                 f"{ref.version} not found")
         if ref.versionTag and ref.versionTag != row["version_tag"]:
-            raise InvalidError(f"addPolicyPack.versionTag: version {ref.version} of Policy "
+            raise InvalidError(f"{field}.versionTag: version {ref.version} of Policy "
                                f"Pack '{ref.name}' is tagged '{row['version_tag']}', "
                                f"not '{ref.versionTag}'")
         return row
     if not ref.versionTag:
-        raise InvalidError("addPolicyPack: give a version or a versionTag")
+        raise InvalidError(f"{field}: give a version or a versionTag")
     row = await conn.fetchrow(select + "WHERE pack_id = $1 AND version_tag = $2",
                               pack_id, ref.versionTag)
     if row is None:
-        raise NotFoundError(f"addPolicyPack: Policy Pack '{ref.name}' versionTag "
+        raise NotFoundError(f"{field}: Policy Pack '{ref.name}' versionTag "
                             f"'{ref.versionTag}' not found")
     return row
 
@@ -174,7 +174,7 @@ async def _find_version(conn: asyncpg.Connection, pack_id: int,
 async def _add_pack(conn: asyncpg.Connection, org_id: int, group: GroupRow,
                     ref: PolicyPackReference) -> None:
     pack_id = await _find_pack(conn, org_id, ref.name, "addPolicyPack")
-    version = await _find_version(conn, pack_id, ref)
+    version = await _find_version(conn, pack_id, ref, "addPolicyPack")
     try:
         config = validated_config(ref.config, version["policies"])
     except ConfigError as exc:
@@ -192,6 +192,13 @@ async def _add_pack(conn: asyncpg.Connection, org_id: int, group: GroupRow,
 
 async def _remove_pack(conn: asyncpg.Connection, org_id: int, group: GroupRow,
                        ref: PolicyPackReference) -> None:
+    """Remove the pack from the group; named by version or versionTag, only while that
+    version is the one applied (a pack not applied, or another version of it, stays as
+    it is)."""
     pack_id = await _find_pack(conn, org_id, ref.name, "removePolicyPack")
-    await conn.execute("DELETE FROM policy_group_packs WHERE group_id = $1 AND pack_id = $2",
-                       group.id, pack_id)
+    version_id = None
+    if ref.version or ref.versionTag:
+        version_id = (await _find_version(conn, pack_id, ref, "removePolicyPack"))["id"]
+    await conn.execute(
+        """DELETE FROM policy_group_packs WHERE group_id = $1 AND pack_id = $2
+           AND ($3::bigint IS NULL OR pack_version_id = $3)""", group.id, pack_id, version_id)

@@ -119,11 +119,33 @@ async def test_remove_policy_pack(client: TestClient, new_org, pool) -> None:
     api = await _setup(client, new_org, pool)
     assert (await api.patch("g", {"addPolicyPack": {"name": "base", "version": 1}})
             ).status == 204
+    # another version than the one applied: nothing of it to remove
+    for other in ({"version": 2}, {"versionTag": "2.0.0"}):
+        resp = await api.patch("g", {"removePolicyPack": {"name": "base", **other}})
+        assert resp.status == 204
+        assert [p["version"] for p in await _applied(api)] == [1]
+    # a version the pack does not have, or a tag that is not that version's
+    assert await error_of(await api.patch("g", {"removePolicyPack": {
+        "name": "base", "version": 9}}), 404) == \
+        "removePolicyPack: Policy Pack 'base' version 9 not found"
+    assert await error_of(await api.patch("g", {"removePolicyPack": {
+        "name": "base", "versionTag": "9.9.9"}}), 404) == \
+        "removePolicyPack: Policy Pack 'base' versionTag '9.9.9' not found"
+    message = await error_of(await api.patch("g", {"removePolicyPack": {
+        "name": "base", "version": 1, "versionTag": "2.0.0"}}), 400)
+    assert message.startswith("removePolicyPack.versionTag:")
+    assert [p["version"] for p in await _applied(api)] == [1]
+
     resp = await api.patch("g", {"removePolicyPack": {"name": "base", "version": 1,
                                                       "versionTag": "1.0.0"}})
     assert resp.status == 204
     assert await _applied(api) == []
     assert (await api.summaries())["g"]["numEnabledPolicyPacks"] == 0
+    # by name alone, whichever version is applied
+    assert (await api.patch("g", {"addPolicyPack": {"name": "base", "version": 2}})
+            ).status == 204
+    assert (await api.patch("g", {"removePolicyPack": {"name": "base"}})).status == 204
+    assert await _applied(api) == []
 
 
 async def test_pack_published_over_http_can_be_applied(client: TestClient, new_org) -> None:
