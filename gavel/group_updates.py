@@ -118,6 +118,8 @@ async def _set_stack(conn: asyncpg.Connection, org_id: int, group: GroupRow,
         await conn.execute("INSERT INTO policy_group_stacks (group_id, stack_id) "
                            "VALUES ($1, $2) ON CONFLICT DO NOTHING", group.id, stack_id)
     else:
+        await _refuse_implicit_removal(conn, group, "stack", stack_id, field,
+                                       f"Stack '{ref.routingProject}/{ref.name}'")
         await conn.execute("DELETE FROM policy_group_stacks WHERE group_id = $1 "
                            "AND stack_id = $2", group.id, stack_id)
 
@@ -134,8 +136,24 @@ async def _set_account(conn: asyncpg.Connection, org_id: int, group: GroupRow,
         await conn.execute("INSERT INTO policy_group_accounts (group_id, account_id) "
                            "VALUES ($1, $2) ON CONFLICT DO NOTHING", group.id, row["id"])
     else:
+        await _refuse_implicit_removal(conn, group, "account", row["id"], field,
+                                       f"Account '{ref.name}'")
         await conn.execute("DELETE FROM policy_group_accounts WHERE group_id = $1 "
                            "AND account_id = $2", group.id, row["id"])
+
+
+async def _refuse_implicit_removal(conn: asyncpg.Connection, group: GroupRow, kind: str,
+                                   entity_id: int, field: str, label: str) -> None:
+    """A stack (account) in no other group is in the default group whatever its rows
+    say (``gavel.membership``): removing it from there would change nothing."""
+    if not group.is_org_default:
+        return
+    elsewhere = await conn.fetchval(
+        f"""SELECT 1 FROM policy_group_{kind}s m JOIN policy_groups g ON g.id = m.group_id
+            WHERE m.{kind}_id = $1 AND NOT g.is_org_default LIMIT 1""", entity_id)
+    if not elsewhere:
+        raise InvalidError(f"{field}: {label} is in the default Policy Group because it "
+                           f"is in no other; add it to another Policy Group to take it out")
 
 
 async def _find_pack(conn: asyncpg.Connection, org_id: int, name: str, field: str) -> int:

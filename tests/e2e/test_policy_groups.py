@@ -111,6 +111,15 @@ async def test_stacks_not_in_another_group_belong_to_the_default(client: TestCli
     assert (await api.get(DEFAULT))["stacks"] == [stack_ref("web", "a"), stack_ref("web", "b")]
     assert (await api.get("prod"))["stacks"] == []
 
+    # a stack in no other group cannot leave the default group: that would change nothing
+    assert (await api.patch(DEFAULT, {"addStack": stack_ref("web", "b")})).status == 204
+    for stack in ("a", "b"):
+        assert await error_of(await api.patch(DEFAULT, {"removeStack": stack_ref("web", stack)}),
+                              400) == (f"removeStack: Stack 'web/{stack}' is in the default "
+                                       "Policy Group because it is in no other; add it to "
+                                       "another Policy Group to take it out")
+    assert (await api.get(DEFAULT))["stacks"] == [stack_ref("web", "a"), stack_ref("web", "b")]
+
 
 async def test_accounts_join_and_leave_account_groups(client: TestClient, new_org) -> None:
     api = await _api(client, new_org)
@@ -130,6 +139,10 @@ async def test_accounts_join_and_leave_account_groups(client: TestClient, new_or
     assert resp.status == 204
     assert (await api.get("clouds"))["accounts"] == []
     assert (await api.get(DEFAULT_ACCOUNTS))["accounts"] == ["aws-dev", "aws-prod"]
+    assert await error_of(await api.patch(DEFAULT_ACCOUNTS, {
+        "removeInsightsAccount": {"name": "aws-dev"}}), 400) == (
+        "removeInsightsAccount: Account 'aws-dev' is in the default Policy Group because it "
+        "is in no other; add it to another Policy Group to take it out")
 
 
 async def test_account_found_by_name_and_id(client: TestClient, new_org) -> None:
