@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncpg
 
 from gavel.audits import group_target, request_audit
-from gavel.domain_errors import ConflictError, DomainError, InvalidError, NotFoundError
+from gavel.domain_errors import DomainError, InvalidError, NotFoundError
 from gavel.enforcement import ConfigError
 from gavel.group_snapshot import record_group_change
 from gavel.pack_config import validated_config
@@ -83,20 +83,21 @@ async def _apply(conn: asyncpg.Connection, org_id: int, group: GroupRow,
             "UPDATE policy_groups SET agent_pool_id = NULLIF($2, ''), updated_at = now() "
             "WHERE id = $1", group.id, update.agentPoolId)
     if update.newName is not None and update.newName != group.name:
-        return await _rename(conn, org_id, group, update.newName), True
+        return await _rename(conn, group, update.newName), True
     return group, False
 
 
-async def _rename(conn: asyncpg.Connection, org_id: int, group: GroupRow,
+async def _rename(conn: asyncpg.Connection, group: GroupRow,
                   new_name: str) -> GroupRow:
     if group.is_org_default:
         raise InvalidError("newName: Cannot rename the default Policy Group")
-    taken = await conn.fetchval(
-        "SELECT 1 FROM policy_groups WHERE org_id = $1 AND name = $2", org_id, new_name)
-    if taken:
-        raise ConflictError(f"newName: Policy Group '{new_name}' already exists")
-    await conn.execute("UPDATE policy_groups SET name = $2, updated_at = now() WHERE id = $1",
-                       group.id, new_name)
+    try:
+        await conn.execute("UPDATE policy_groups SET name = $2, updated_at = now() "
+                           "WHERE id = $1", group.id, new_name)
+    except asyncpg.UniqueViolationError:
+        # taken, also by a group created or renamed meanwhile; Pulumi's PATCH answers
+        # 400 or 404, never 409 (which its POST answers)
+        raise InvalidError(f"newName: Policy Group '{new_name}' already exists") from None
     return GroupRow(group.id, new_name, group.entity_type, group.mode, group.is_org_default)
 
 

@@ -106,7 +106,10 @@ SCHEMAS: dict[str, Any] = {
 }
 
 _BASE = "/api/orgs/{org}/policygroups"
-_CHANGE_ERRORS = error_responses(400, 401, 403, 404, 409)
+# as Pulumi's API answers: 409 when a created group's name is taken; an update that
+# would rename a group to a taken name is a 400 like any other refused update
+_CREATE_ERRORS = error_responses(400, 401, 403, 404, 409)
+_CHANGE_ERRORS = error_responses(400, 401, 403, 404)
 
 PATHS: dict[str, Any] = {
     _BASE: {
@@ -116,7 +119,7 @@ PATHS: dict[str, Any] = {
                     **error_responses(401, 404)}},
         "post": {"summary": "Create a policy group", "parameters": [ORG],
                  "requestBody": json_body(ref("NewPolicyGroup")),
-                 "responses": {**ok(code=204), **_CHANGE_ERRORS}}},
+                 "responses": {**ok(code=204), **_CREATE_ERRORS}}},
     f"{_BASE}/metadata": {"get": {
         "summary": "Policy protection counters", "parameters": [ORG],
         "responses": {**ok(ref("PolicyGroupMetadata")), **error_responses(401, 404)}}},
