@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from gavel.domain_errors import InvalidError
+from gavel.domain_errors import ConflictError, InvalidError
 from gavel.events import envelope
 from gavel.outbox import CHANNEL as OUTBOX_CHANNEL
 
@@ -67,7 +67,8 @@ async def accept_event(db: asyncpg.Connection | asyncpg.Pool, *, org_id: int, or
     """Record a pending evaluation and enqueue its event; ``stack`` (project, name) is
     registered on the way, and the relay leaves the row alone for ``publish_after``
     seconds (its sender publishes it meanwhile). The same ``event_id`` again returns
-    the first evaluation and enqueues nothing. An event larger than
+    the first evaluation and enqueues nothing, or raises ``ConflictError`` if it was
+    another entity's or another kind of event. An event larger than
     ``max_message_bytes`` as JSON, which Kafka would refuse, is refused here
     (``InvalidError``) and nothing is written.
     """
@@ -85,8 +86,16 @@ async def accept_event(db: asyncpg.Connection | asyncpg.Pool, *, org_id: int, or
         value, publish_after)
     if row["id"] is None:
         seen = await db.fetchrow(
-            "SELECT id, status FROM evaluations WHERE org_id = $1 AND event_id = $2",
-            org_id, value["eventId"])
+            "SELECT id, status, entity_type, entity_key, kind FROM evaluations "
+            "WHERE org_id = $1 AND event_id = $2", org_id, value["eventId"])
+        if (seen["entity_type"], seen["entity_key"], seen["kind"]) != (
+                entity_type, entity_key, kind):
+            # the id names another event: answering with that one's evaluation would
+            # hand a CI gate another stack's outcome
+            raise ConflictError(
+                f"eventId: '{value['eventId']}' was sent before for the {seen['entity_type']} "
+                f"'{seen['entity_key']}' ({seen['kind']}); an eventId names one event of "
+                f"the organization")
         return Accepted(seen["id"], seen["status"], topic, key, value, None)
     value["groupRevision"] = row["revision"]
     return Accepted(evaluation_id, "pending", topic, key, value, row["outbox_id"])

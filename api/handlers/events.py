@@ -83,7 +83,9 @@ async def post_account_scan(request: web.Request) -> web.Response:
     if provider is None:
         raise NotFound(f"Account '{name}' not found")
     scan_id = body.scanId or str(uuid.uuid4())
-    event_id = body.eventId or (f"scan:{body.scanId}:{body.chunk}" if body.scanId else None)
+    # a chunk sent again is the same event; another account's scan may share its scanId
+    event_id = body.eventId or (
+        f"scan:{name}:{body.scanId}:{body.chunk}" if body.scanId else None)
     accepted = await accept_event(
         pool, org_id=me.org_id, org=me.org_name, topic=settings.kafka.topic_account_events,
         key=f"{me.org_name}/{name}", entity_type="account", entity_key=name, kind="scan",

@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from gavel.kafka import make_producer
 from gavel.settings import Settings
+from tests.group_api import error_of
 from tests.helpers import auth
 from tests.policy_setup import make_group, org_id, publish, set_default_group_packs
 
@@ -165,6 +166,25 @@ async def test_same_event_id_is_one_evaluation(
         "AND value->>'org' = $1", org) == 1
     stack = await pool.fetchrow("SELECT resource_count FROM stacks WHERE org_id = $1", oid)
     assert stack["resource_count"] == 1
+
+
+async def test_an_event_id_sent_before_for_another_event_is_refused(
+        client: TestClient, pool: asyncpg.Pool, new_org) -> None:
+    """Answering with the first event's evaluation would hand a gate another stack's
+    outcome; the id names one event of the org."""
+    org, token = await new_org()
+    first = await send(client, token, org, "web", "staging", "preview", [], eventId="run-9")
+    for project, stack, kind in (("web", "prod", "preview"), ("web", "staging", "update")):
+        resp = await client.post(f"/api/stacks/{org}/{project}/{stack}/events",
+                                 headers=auth(token),
+                                 json={"kind": kind, "resources": [PUBLIC], "eventId": "run-9"})
+        assert await error_of(resp, 409) == (
+            "eventId: 'run-9' was sent before for the stack 'web/staging' (preview); an "
+            "eventId names one event of the organization")
+    assert (await send(client, token, org, "web", "staging", "preview", [],
+                       eventId="run-9"))["id"] == first["id"]
+    assert await pool.fetchval("SELECT count(*) FROM evaluations WHERE org_id = $1",
+                               await org_id(pool, org)) == 1
 
 
 async def test_ingest_validation_and_roles(client: TestClient, pool: asyncpg.Pool,
