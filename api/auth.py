@@ -2,7 +2,9 @@
 
 Every ``/api`` route needs ``Authorization: token <value>``. Reads are open to
 ``admin`` and ``member``, writes to ``admin``; routes marked ``ingest`` accept
-``admin`` and ``ingest`` tokens. A token never sees another organization: such
+``admin`` and ``ingest`` tokens, and those marked ``outcome`` (an evaluation, by the id
+its event was answered with, which a CI gate waits on) every role. A token never
+sees another organization: such
 requests answer 404 exactly as for an organization that does not exist.
 """
 
@@ -17,11 +19,12 @@ from aiohttp.typedefs import Handler
 from api.errors import Forbidden, NotFound, Unauthorized
 from api.keys import POOL, PRINCIPAL, TOKEN_CACHE
 
-Access = Literal["read", "write", "ingest"]
+Access = Literal["read", "write", "ingest", "outcome"]
 _ALLOWED: dict[Access, frozenset[str]] = {
     "read": frozenset({"admin", "member"}),
     "write": frozenset({"admin"}),
     "ingest": frozenset({"admin", "ingest"}),
+    "outcome": frozenset({"admin", "member", "ingest"}),
 }
 _ACCESS_ATTR = "__gavel_access__"
 

@@ -9,6 +9,7 @@ import uuid
 
 from aiohttp import web
 
+from api.auth import access
 from api.errors import BadRequest, NotFound
 from api.evaluation_waiters import WAITERS
 from api.json import json_response
@@ -32,6 +33,7 @@ def _wait_seconds(request: web.Request) -> float:
     return wait
 
 
+@access("outcome")
 async def get_evaluation(request: web.Request) -> web.Response:
     try:
         evaluation_id = uuid.UUID(request.match_info["id"])

@@ -206,9 +206,14 @@ async def test_ingest_validation_and_roles(client: TestClient, pool: asyncpg.Poo
     made = await client.post(f"/api/orgs/{org}/tokens", headers=auth(token),
                              json={"role": "ingest"})
     ingest = (await made.json())["token"]
-    assert (await client.post(url, headers=auth(ingest),
-                              json={"kind": "preview", "resources": []})).status == 202
-    assert (await client.get(f"/api/orgs/{org}", headers=auth(ingest))).status == 403
+    posted = await client.post(url, headers=auth(ingest), json={"kind": "preview", "resources": []})
+    assert posted.status == 202
+    # a CI gate's token reads the outcome of what it sent, and nothing else
+    evaluation = await client.get(f"/api/orgs/{org}/evaluations/{(await posted.json())['id']}",
+                                  headers=auth(ingest))
+    assert evaluation.status == 200 and (await evaluation.json())["kind"] == "preview"
+    for path in ("", "/evaluations", "/violations", "/compliance", "/policygroups"):
+        assert (await client.get(f"/api/orgs/{org}{path}", headers=auth(ingest))).status == 403
     missing = await client.get(f"/api/orgs/{org}/evaluations/{uuid.uuid4()}",
                                headers=auth(token))
     assert missing.status == 404
