@@ -54,6 +54,44 @@ class PackFailed(RuntimeError):
     """The pack could not be evaluated (compile or evaluation error in OPA)."""
 
 
+class OpaRefused(PackFailed):
+    """OPA answered a request with an error (4xx, 500): its message and ``errors``."""
+
+    def __init__(self, status: int, message: str, errors: list[Any]) -> None:
+        super().__init__(f"OPA {status}: {message}")
+        self.errors = errors
+
+    def naming(self, policies: dict[str, str]) -> PackFailed:
+        """The failure told with OPA's errors, each at the line of the policy (by OPA
+        policy id -> name) whose module it came from: what the pack's author needs."""
+        told = []
+        for error in self.errors[:MAX_ERRORS_TOLD]:
+            if not isinstance(error, dict):
+                continue
+            location = error.get("location") or {}
+            where = policies.get(str(location.get("file")), location.get("file"))
+            at = f"policy '{where}' line {location.get('row')}: " if where else ""
+            told.append(f"{at}{error.get('code', 'error')}: "
+                        f"{_in_authors_terms(str(error.get('message', '')), policies)}")
+        more = len(self.errors) - MAX_ERRORS_TOLD
+        if more > 0:
+            told.append(f"and {more} more")
+        return PackFailed("; ".join([str(self), *told]))
+
+
+# errors of one OPA answer told in a pack's error
+MAX_ERRORS_TOLD = 5
+
+
+def _in_authors_terms(message: str, policies: dict[str, str]) -> str:
+    """OPA's message without the places Gavel gives modules: a rule by its own name,
+    a module by its policy's."""
+    for module_id, name in policies.items():
+        message = message.replace("data." + module_id.replace("/", ".") + ".", "")
+        message = message.replace(module_id + ":", f"policy '{name}' line ")
+    return message
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
     slug: str
@@ -79,6 +117,12 @@ class PackVersion:
             modules=tuple((policy_id(version_id, i),
                            loadable_module(p["rego"], policy_package(version_id, i)))
                           for i, p in enumerate(policies)))
+
+    @property
+    def policy_names(self) -> dict[str, str]:
+        """Each policy's name by the OPA policy id of its module."""
+        return {module_id: policy.name
+                for (module_id, _), policy in zip(self.modules, self.policies, strict=True)}
 
     @property
     def module_ids(self) -> tuple[str, ...]:
@@ -115,6 +159,8 @@ LOAD_ATTEMPTS = 3
 # ms of CPU per event, and the worker inflated it again, to save bytes on the way to a
 # worker that runs beside it.
 PLAIN_ANSWERS = {"Accept-Encoding": "identity"}
+# seconds OPA has to answer its health check after a query timed out
+HEALTH_TIMEOUT = 2.0
 
 
 class PackCatalog:
@@ -181,8 +227,19 @@ class OpaRuntime:
         if status == 404 and missing_ok:
             return {}
         if status >= 400:
-            raise PackFailed(f"OPA {status}: {parsed.get('message', body[:300])}")
+            raise OpaRefused(status, str(parsed.get("message", body[:300])),
+                             parsed.get("errors") or [])
         return parsed
+
+    async def healthy(self) -> bool:
+        """Whether OPA answers its health check within ``HEALTH_TIMEOUT`` seconds."""
+        try:
+            async with self._session.get(self._base + "/health",
+                                         timeout=aiohttp.ClientTimeout(total=HEALTH_TIMEOUT),
+                                         headers=PLAIN_ANSWERS) as resp:
+                return resp.status == 200
+        except (aiohttp.ClientError, TimeoutError, OSError):
+            return False
 
     async def ensure_loaded(self, pack: PackVersion) -> None:
         if pack.id in self._loaded:
@@ -235,7 +292,8 @@ class OpaRuntime:
         for _ in range(LOAD_ATTEMPTS):
             await self.ensure_loaded(pack)
             began = time.perf_counter()
-            body = await self._call("POST", f"/v1/data/gavel/run/pv{pack.id}/{rule}", payload)
+            body = await self._evaluation(pack, f"/v1/data/gavel/run/pv{pack.id}/{rule}",
+                                          payload)
             elapsed = (time.perf_counter() - began) * 1000
             result = body.get("result")
             if result is not None and _answers_all(result if rule == "batch" else [result],
@@ -245,6 +303,23 @@ class OpaRuntime:
             self._loaded.discard(pack.id)
         raise PackFailed(f"pack version {pack.id} is not complete in OPA after "
                          f"{LOAD_ATTEMPTS} loads")
+
+
+    async def _evaluation(self, pack: PackVersion, path: str, payload: bytes) -> dict[str, Any]:
+        """OPA's answer to one query of the pack. A query OPA does not answer in time
+        while it answers its health check fails the pack (its policies take too long on
+        this input; sent again, it would take as long, and OPA's time with it) rather
+        than waiting for OPA."""
+        try:
+            return await self._call("POST", path, payload)
+        except OpaRefused as exc:
+            raise exc.naming(pack.policy_names) from exc
+        except OpaUnavailable as exc:
+            if isinstance(exc.__cause__, TimeoutError) and await self.healthy():
+                limit = self._session.timeout.total or 0
+                raise PackFailed(f"OPA did not answer within {limit:g}s (GAVEL_OPA_TIMEOUT): "
+                                 "the pack's policies take too long on this input") from exc
+            raise
 
 
 def _answers_all(answers: list[Any], input_docs: list[dict[str, Any]]) -> bool:

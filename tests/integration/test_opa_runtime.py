@@ -17,7 +17,7 @@ import pytest_asyncio
 from gavel.rego import policy_id, policy_slug
 from tests.worker_process import free_port, opa_healthy, opa_process, wait_until
 from worker.evaluate import PackPlan
-from worker.opa_runtime import OpaRuntime, PackVersion
+from worker.opa_runtime import OpaRuntime, OpaUnavailable, PackFailed, PackVersion
 
 EXAMPLE_PACK = Path(__file__).resolve().parents[2] / "examples" / "aws-baseline.json"
 POLICIES = json.loads(EXAMPLE_PACK.read_text())["policies"]
@@ -228,3 +228,59 @@ async def test_versions_an_earlier_worker_left_in_opa_are_removed_first(
     assert opa.loaded_versions == [again.id, new.id]
     assert [await held(v) for v in (left[0], left[2])] == [[], []]
     assert len(await held(again)) == len(await held(new)) == 1 + len(POLICIES)
+
+
+# evaluates to two values for one input: OPA answers 500 with eval_conflict_error
+CONFLICTING = """package conflicting
+
+kind = "one" if input.resources
+kind = "two" if input.resources
+
+violations contains {"message": kind}
+"""
+# counts to ten million for every input, far longer than the test's timeout
+SLOW = """package slow
+
+violations contains {"message": "slow"} if count([x | some x in numbers.range(1, 10000000)]) < 0
+"""
+
+
+def pack_of(*policies: tuple[str, str]) -> PackVersion:
+    return PackVersion.of(random.randrange(10**12, 10**13), [
+        {"name": name, "enforcementLevel": "mandatory", "rego": rego} for name, rego in policies])
+
+
+def plain_input(version: PackVersion) -> dict[str, Any]:
+    slugs = [p.slug for p in version.policies]
+    return {**input_doc(PUBLIC_BUCKET), "policies": slugs, "configs": {s: {} for s in slugs}}
+
+
+async def test_an_evaluation_error_names_the_policy_and_line(runtime: Runtime) -> None:
+    version = pack_of(("fine", CONFIG_ECHO), ("conflicting", CONFLICTING))
+    with pytest.raises(PackFailed) as failed:
+        await runtime(0).evaluate(version, plain_input(version))
+    message = str(failed.value)
+    assert message.startswith("OPA 500: ")
+    assert message == (
+        "OPA 500: error(s) occurred while evaluating query; policy 'conflicting' line 4: "
+        "eval_conflict_error: rule kind produced conflicting values:\n"
+        "  \"one\" at policy 'conflicting' line 3\n  \"two\" at policy 'conflicting' line 4")
+
+
+async def test_a_query_slower_than_the_timeout_fails_the_pack_while_opa_is_healthy(
+        opa_url: str) -> None:
+    version = pack_of(("slow", SLOW))
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as session:
+        opa = OpaRuntime(session, opa_url)
+        await opa.ensure_loaded(version)
+        with pytest.raises(PackFailed) as failed:
+            await opa.evaluate(version, plain_input(version))
+    assert str(failed.value) == ("OPA did not answer within 1s (GAVEL_OPA_TIMEOUT): the "
+                                 "pack's policies take too long on this input")
+
+
+async def test_a_query_opa_does_not_answer_while_it_is_down_waits_for_opa(
+        session: aiohttp.ClientSession) -> None:
+    opa = OpaRuntime(session, f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(OpaUnavailable):
+        await opa.evaluate(new_version(), BOTH)
