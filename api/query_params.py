@@ -16,6 +16,7 @@ from aiohttp import web
 
 from api.errors import BadRequest
 from api.paging import AFTER, BEFORE, single_value
+from gavel.entity_names import name_problem
 
 # A parser turns the raw text into a value or raises ValueError("must be ...").
 Parser = Callable[[str], Any]
@@ -64,6 +65,16 @@ def text(raw: str) -> str:
         raise ValueError(f"must be at most {MAX_TEXT} characters")
     if "\x00" in raw:
         raise ValueError("NUL characters are not allowed")
+    return raw
+
+
+def entity(raw: str) -> str:
+    """A stack as ``project/stack`` or an account by its name: what no entity can be
+    named would match nothing, so it is refused rather than answered empty."""
+    parts = raw.split("/")
+    if len(parts) > 2 or any(name_problem(part) for part in parts):
+        raise ValueError("must be a stack as project/stack or an account's name, each "
+                         "name 1 to 100 letters, digits, '-', '_' or '.'")
     return raw
 
 

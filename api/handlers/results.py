@@ -18,6 +18,7 @@ from api.query_params import (
     Parser,
     boolean,
     check_known,
+    entity,
     one_of,
     parse_filters,
     parse_sort,
@@ -38,11 +39,11 @@ from gavel.result_queries import (
 )
 
 VIOLATION_FILTERS: dict[str, Parser] = {
-    "entity": text, "entityType": one_of(*ENTITY_TYPES), "group": text, "pack": text,
+    "entity": entity, "entityType": one_of(*ENTITY_TYPES), "group": text, "pack": text,
     "policy": text, "level": one_of(*LEVELS), "urn": text,
 }
 EVALUATION_FILTERS: dict[str, Parser] = {
-    "entity": text, "entityType": one_of(*ENTITY_TYPES), "kind": one_of(*KINDS),
+    "entity": entity, "entityType": one_of(*ENTITY_TYPES), "kind": one_of(*KINDS),
     "outcome": one_of(*OUTCOMES), "status": one_of(*STATUSES), "blocking": boolean,
     "since": timestamp, "until": timestamp, "audit": uuid_text,
 }

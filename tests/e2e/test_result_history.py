@@ -134,6 +134,7 @@ BAD = [
                                           "time zone"),
     ("filter[blocking]=yes", "filter[blocking]: must be true or false"),
     ("filter[audit]=42", "filter[audit]: must be a UUID"),
+    ("filter[entity]=web/prod/x", "filter[entity]: must be a stack as project/stack"),
     ("filter[kind]=apply", "filter[kind]: must be one of preview, update, refresh, destroy, "
                            "scan, audit"),
     ("filter[outcome]=failed", "filter[outcome]: must be one of pass, advisory, mandatory, "
