@@ -11,6 +11,8 @@ from typing import Literal
 
 import asyncpg
 
+from gavel.domain_errors import InvalidError, NotFoundError
+
 Role = Literal["admin", "member", "ingest"]
 ROLES: tuple[Role, ...] = ("admin", "member", "ingest")
 TOKEN_PREFIX = "gvl_"
@@ -43,6 +45,28 @@ async def issue_token(conn: asyncpg.Connection, org_id: int, role: Role,
         "INSERT INTO tokens (id, org_id, role, description, token_hash) VALUES ($1,$2,$3,$4,$5)",
         token_id, org_id, role, description, digest(value))
     return token_id, value
+
+
+async def revoke_token(conn: asyncpg.Connection, org_id: int, token_id: uuid.UUID) -> None:
+    """Revoke one of the org's tokens; never its last admin token, which would lock the
+    organization out of its own API.
+
+    The org's admin tokens are locked first, so that two revocations of its last two
+    admin tokens queue up and the second sees the first.
+    """
+    async with conn.transaction():
+        admins = await conn.fetch(
+            """SELECT id FROM tokens WHERE org_id = $1 AND role = 'admin'
+               AND revoked_at IS NULL ORDER BY id FOR UPDATE""", org_id)
+        if [r["id"] for r in admins] == [token_id]:
+            raise InvalidError(f"id: token '{token_id}' is the organization's last admin "
+                               "token; create another admin token first")
+        done = await conn.fetchval(
+            """UPDATE tokens SET revoked_at = now()
+               WHERE id = $1 AND org_id = $2 AND revoked_at IS NULL RETURNING id""",
+            token_id, org_id)
+    if done is None:
+        raise NotFoundError(f"Token '{token_id}' not found")
 
 
 async def _lookup(pool: asyncpg.Pool, token_hash: bytes) -> Principal | None:

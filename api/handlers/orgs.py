@@ -8,9 +8,11 @@ from typing import Literal
 from aiohttp import web
 from pydantic import Field
 
-from api.errors import BadRequest, NotFound
+from api.domain_errors import domain_errors
+from api.errors import BadRequest
 from api.json import Body, json_response, parse_body
 from api.keys import POOL, TOKEN_CACHE, principal
+from gavel import tokens
 from gavel.tokens import issue_token
 
 
@@ -43,17 +45,14 @@ async def list_tokens(request: web.Request) -> web.Response:
          "createdAt": r["created_at"].isoformat()} for r in rows]})
 
 
+@domain_errors
 async def revoke_token(request: web.Request) -> web.Response:
     try:
         token_id = uuid.UUID(request.match_info["token_id"])
     except ValueError:
         raise BadRequest("token id: not a valid UUID") from None
-    done = await request.app[POOL].fetchval(
-        """UPDATE tokens SET revoked_at = now()
-           WHERE id = $1 AND org_id = $2 AND revoked_at IS NULL RETURNING id""",
-        token_id, principal(request).org_id)
-    if done is None:
-        raise NotFound(f"Token '{token_id}' not found")
+    async with request.app[POOL].acquire() as conn:
+        await tokens.revoke_token(conn, principal(request).org_id, token_id)
     # this process forgets it now; the others when the change's notification arrives
     request.app[TOKEN_CACHE].forget(token_id)
     return web.Response(status=204)

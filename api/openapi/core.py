@@ -51,6 +51,8 @@ PATHS: dict[str, Any] = {
                  "responses": {**ok(code=201), **error_responses(400, 401, 403, 404)}}},
     "/api/orgs/{org}/tokens/{token_id}": {"delete": {
         "summary": "Revoke a token (admin)",
+        "description": "400 for the organization's last admin token: create another "
+                       "admin token first",
         "parameters": [ORG, {"name": "token_id", "in": "path", "required": True,
                              "schema": {"type": "string", "format": "uuid"}}],
         "responses": {**ok(code=204), **error_responses(400, 401, 403, 404)}}},

@@ -68,6 +68,75 @@ async def test_tokens_roles_and_revocation(client: TestClient, new_org) -> None:
     assert (await client.get(f"/api/orgs/{org}", headers=auth(member))).status == 401
 
 
+async def _admin_token_ids(client: TestClient, org: str, token: str) -> list[str]:
+    resp = await client.get(f"/api/orgs/{org}/tokens", headers=auth(token))
+    assert resp.status == 200, await resp.text()
+    return [t["id"] for t in (await resp.json())["tokens"] if t["role"] == "admin"]
+
+
+async def _issue_admin(client: TestClient, org: str, token: str) -> tuple[str, str]:
+    resp = await client.post(f"/api/orgs/{org}/tokens", headers=auth(token),
+                             json={"role": "admin"})
+    assert resp.status == 201, await resp.text()
+    issued = await resp.json()
+    return issued["id"], issued["token"]
+
+
+async def test_last_admin_token_is_not_revoked(client: TestClient, new_org) -> None:
+    org, first = await new_org()
+    [first_id] = await _admin_token_ids(client, org, first)
+    resp = await client.delete(f"/api/orgs/{org}/tokens/{first_id}", headers=auth(first))
+    assert await resp.json() == {
+        "code": 400, "message": f"id: token '{first_id}' is the organization's last admin "
+                                "token; create another admin token first"}
+    assert (await client.get(f"/api/orgs/{org}", headers=auth(first))).status == 200
+    # member and ingest tokens do not count
+    for role in ("member", "ingest"):
+        resp = await client.post(f"/api/orgs/{org}/tokens", headers=auth(first),
+                                 json={"role": role})
+        assert resp.status == 201
+    resp = await client.delete(f"/api/orgs/{org}/tokens/{first_id}", headers=auth(first))
+    assert resp.status == 400
+
+    second_id, second = await _issue_admin(client, org, first)
+    resp = await client.delete(f"/api/orgs/{org}/tokens/{first_id}", headers=auth(second))
+    assert resp.status == 204
+    assert (await client.get(f"/api/orgs/{org}", headers=auth(first))).status == 401
+    resp = await client.delete(f"/api/orgs/{org}/tokens/{second_id}", headers=auth(second))
+    assert resp.status == 400
+    assert f"'{second_id}' is the organization's last admin token" in (
+        await resp.json())["message"]
+    assert await _admin_token_ids(client, org, second) == [second_id]
+
+
+async def test_revoking_the_last_two_admin_tokens_at_once_keeps_one(
+        client: TestClient, new_org, pool: asyncpg.Pool) -> None:
+    org, first = await new_org()
+    [first_id] = await _admin_token_ids(client, org, first)
+    second_id, _ = await _issue_admin(client, org, first)
+    waiting = ("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+               "AND wait_event_type = 'Lock' AND query LIKE '%tokens%'")
+    async with pool.acquire() as conn, conn.transaction():
+        # hold the org's tokens so that both revocations are under way before either runs
+        await conn.execute("SELECT id FROM tokens WHERE org_id = (SELECT id FROM orgs "
+                           "WHERE name = $1) FOR UPDATE", org)
+        deletes = [asyncio.ensure_future(client.delete(f"/api/orgs/{org}/tokens/{token_id}",
+                                                       headers=auth(first)))
+                   for token_id in (first_id, second_id)]
+        for _ in range(200):
+            if await pool.fetchval(waiting) == 2:
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the two revocations did not both wait")
+    statuses = sorted([(await d).status for d in deletes])
+    assert statuses == [204, 400]
+    left = await pool.fetchval(
+        "SELECT count(*) FROM tokens t JOIN orgs o ON o.id = t.org_id WHERE o.name = $1 "
+        "AND t.role = 'admin' AND t.revoked_at IS NULL", org)
+    assert left == 1
+
+
 async def test_token_body_is_validated(client: TestClient, new_org) -> None:
     org, admin = await new_org()
     resp = await client.post(f"/api/orgs/{org}/tokens", headers=auth(admin),
