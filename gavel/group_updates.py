@@ -7,6 +7,8 @@ lock order the same in every transaction.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import asyncpg
 
 from gavel.audits import group_target, request_audit
@@ -22,8 +24,15 @@ from gavel.policy_group_models import (
 )
 from gavel.policy_groups import GroupRow, find_group
 
-_AUDITED_CHANGES = ("addPolicyPack", "removePolicyPack", "addStack", "removeStack",
-                    "addInsightsAccount", "removeInsightsAccount")
+
+@dataclass(frozen=True)
+class _Applied:
+    """One update applied: the group as it is now, whether it was renamed, and whether
+    its packs, their config or its members changed (what an audit-mode group audits)."""
+
+    group: GroupRow
+    renamed: bool
+    audited_change: bool
 
 
 async def update_group(pool: asyncpg.Pool, org_id: int, name: str,
@@ -33,24 +42,26 @@ async def update_group(pool: asyncpg.Pool, org_id: int, name: str,
 
     A change to an audit-mode group's packs, their config or its members queues an
     audit of that group (starting ``audit_delay`` seconds later, joined by further
-    changes meanwhile); ``None`` queues none.
+    changes meanwhile); ``None`` queues none. Updates that change none of these (adding
+    a member again, removing one that is not there) queue none either.
     """
     for index, update in enumerate(updates):
         if update.is_empty():
             raise InvalidError(f"{_where(index, batch)}the update names no change")
     async with pool.acquire() as conn, conn.transaction():
         group = await find_group(conn, org_id, name, for_update=True)
-        renamed = False
+        renamed = audited = False
         for index, update in enumerate(updates):
             try:
-                group, did_rename = await _apply(conn, org_id, group, update)
+                applied = await _apply(conn, org_id, group, update)
             except DomainError as exc:
                 raise exc.prefixed(_where(index, batch)) from None
-            renamed = renamed or did_rename
+            group = applied.group
+            renamed = renamed or applied.renamed
+            audited = audited or applied.audited_change
         revision = await record_group_change(conn, org_id, group.id,
                                              "renamed" if renamed else "updated", topic)
-        if audit_delay is not None and group.mode == "audit" and any(
-                getattr(u, change) for u in updates for change in _AUDITED_CHANGES):
+        if audit_delay is not None and group.mode == "audit" and audited:
             await request_audit(conn, org_id, target=group_target(group.id),
                                 trigger="group-change", delay=audit_delay,
                                 policy_group=group.name)
@@ -62,29 +73,44 @@ def _where(index: int, batch: bool) -> str:
 
 
 async def _apply(conn: asyncpg.Connection, org_id: int, group: GroupRow,
-                 update: PolicyGroupUpdate) -> tuple[GroupRow, bool]:
-    # Removals first, so that "remove X, add X" in one request ends with X present.
-    if update.removePolicyPack:
-        await _remove_pack(conn, org_id, group, update.removePolicyPack)
-    if update.addPolicyPack:
-        await _add_pack(conn, org_id, group, update.addPolicyPack)
-    if update.removeStack:
-        await _set_stack(conn, org_id, group, update.removeStack, "removeStack", member=False)
-    if update.addStack:
-        await _set_stack(conn, org_id, group, update.addStack, "addStack", member=True)
-    if update.removeInsightsAccount:
-        await _set_account(conn, org_id, group, update.removeInsightsAccount,
-                           "removeInsightsAccount", member=False)
-    if update.addInsightsAccount:
-        await _set_account(conn, org_id, group, update.addInsightsAccount,
-                           "addInsightsAccount", member=True)
+                 update: PolicyGroupUpdate) -> _Applied:
+    changed = await _apply_membership(conn, org_id, group, update)
     if update.agentPoolId is not None:
         await conn.execute(
             "UPDATE policy_groups SET agent_pool_id = NULLIF($2, ''), updated_at = now() "
             "WHERE id = $1", group.id, update.agentPoolId)
     if update.newName is not None and update.newName != group.name:
-        return await _rename(conn, group, update.newName), True
-    return group, False
+        return _Applied(await _rename(conn, group, update.newName), True, changed)
+    return _Applied(group, False, changed)
+
+
+async def _apply_membership(conn: asyncpg.Connection, org_id: int, group: GroupRow,
+                            update: PolicyGroupUpdate) -> bool:
+    """Apply the update's pack and member changes; whether any of them changed a row."""
+    # Removals first, so that "remove X, add X" in one request ends with X present.
+    changed: list[bool] = []
+    if update.removePolicyPack:
+        changed.append(await _remove_pack(conn, org_id, group, update.removePolicyPack))
+    if update.addPolicyPack:
+        changed.append(await _add_pack(conn, org_id, group, update.addPolicyPack))
+    if update.removeStack:
+        changed.append(await _set_stack(conn, org_id, group, update.removeStack,
+                                        "removeStack", member=False))
+    if update.addStack:
+        changed.append(await _set_stack(conn, org_id, group, update.addStack, "addStack",
+                                        member=True))
+    if update.removeInsightsAccount:
+        changed.append(await _set_account(conn, org_id, group, update.removeInsightsAccount,
+                                          "removeInsightsAccount", member=False))
+    if update.addInsightsAccount:
+        changed.append(await _set_account(conn, org_id, group, update.addInsightsAccount,
+                                          "addInsightsAccount", member=True))
+    return any(changed)
+
+
+def _row_count(status: str) -> int:
+    """The rows an INSERT, UPDATE or DELETE touched, from its status ("INSERT 0 1")."""
+    return int(status.rsplit(" ", 1)[-1])
 
 
 async def _rename(conn: asyncpg.Connection, group: GroupRow,
@@ -108,7 +134,7 @@ def _require_entity_type(group: GroupRow, wanted: str, field: str) -> None:
 
 
 async def _set_stack(conn: asyncpg.Connection, org_id: int, group: GroupRow,
-                     ref: StackReference, field: str, *, member: bool) -> None:
+                     ref: StackReference, field: str, *, member: bool) -> bool:
     _require_entity_type(group, "stacks", field)
     stack_id = await conn.fetchval(
         "SELECT id FROM stacks WHERE org_id = $1 AND project = $2 AND name = $3",
@@ -116,31 +142,36 @@ async def _set_stack(conn: asyncpg.Connection, org_id: int, group: GroupRow,
     if stack_id is None:
         raise NotFoundError(f"{field}: Stack '{ref.routingProject}/{ref.name}' not found")
     if member:
-        await conn.execute("INSERT INTO policy_group_stacks (group_id, stack_id) "
-                           "VALUES ($1, $2) ON CONFLICT DO NOTHING", group.id, stack_id)
-    else:
-        await _refuse_implicit_removal(conn, group, "stack", stack_id, field,
-                                       f"Stack '{ref.routingProject}/{ref.name}'")
-        await conn.execute("DELETE FROM policy_group_stacks WHERE group_id = $1 "
-                           "AND stack_id = $2", group.id, stack_id)
+        return _row_count(await conn.execute(
+            "INSERT INTO policy_group_stacks (group_id, stack_id) VALUES ($1, $2) "
+            "ON CONFLICT DO NOTHING", group.id, stack_id)) > 0
+    await _refuse_implicit_removal(conn, group, "stack", stack_id, field,
+                                   f"Stack '{ref.routingProject}/{ref.name}'")
+    return _row_count(await conn.execute(
+        "DELETE FROM policy_group_stacks WHERE group_id = $1 AND stack_id = $2",
+        group.id, stack_id)) > 0
 
 
 async def _set_account(conn: asyncpg.Connection, org_id: int, group: GroupRow,
-                       ref: InsightsAccountReference, field: str, *, member: bool) -> None:
+                       ref: InsightsAccountReference, field: str, *, member: bool) -> bool:
     _require_entity_type(group, "accounts", field)
     row = await conn.fetchrow(
         "SELECT id, account_id FROM accounts WHERE org_id = $1 AND name = $2",
         org_id, ref.name)
-    if row is None or (ref.id is not None and ref.id != row["account_id"]):
+    if row is None:
         raise NotFoundError(f"{field}: Account '{ref.name}' not found")
+    if ref.id is not None and ref.id != row["account_id"]:
+        raise InvalidError(f"{field}.id: Account '{ref.name}' has id "
+                           f"'{row['account_id']}', not '{ref.id}'")
     if member:
-        await conn.execute("INSERT INTO policy_group_accounts (group_id, account_id) "
-                           "VALUES ($1, $2) ON CONFLICT DO NOTHING", group.id, row["id"])
-    else:
-        await _refuse_implicit_removal(conn, group, "account", row["id"], field,
-                                       f"Account '{ref.name}'")
-        await conn.execute("DELETE FROM policy_group_accounts WHERE group_id = $1 "
-                           "AND account_id = $2", group.id, row["id"])
+        return _row_count(await conn.execute(
+            "INSERT INTO policy_group_accounts (group_id, account_id) VALUES ($1, $2) "
+            "ON CONFLICT DO NOTHING", group.id, row["id"])) > 0
+    await _refuse_implicit_removal(conn, group, "account", row["id"], field,
+                                   f"Account '{ref.name}'")
+    return _row_count(await conn.execute(
+        "DELETE FROM policy_group_accounts WHERE group_id = $1 AND account_id = $2",
+        group.id, row["id"])) > 0
 
 
 async def _refuse_implicit_removal(conn: asyncpg.Connection, group: GroupRow, kind: str,
@@ -191,33 +222,39 @@ async def _find_version(conn: asyncpg.Connection, pack_id: int, ref: PolicyPackR
 
 
 async def _add_pack(conn: asyncpg.Connection, org_id: int, group: GroupRow,
-                    ref: PolicyPackReference) -> None:
+                    ref: PolicyPackReference) -> bool:
+    """Apply the pack's version with its config; whether that changed anything."""
     pack_id = await _find_pack(conn, org_id, ref.name, "addPolicyPack")
     version = await _find_version(conn, pack_id, ref, "addPolicyPack")
     try:
         config = validated_config(ref.config, version["policies"])
     except ConfigError as exc:
         raise InvalidError(f"addPolicyPack.{exc}") from None
-    # A pack appears once per group: adding it again replaces version and config.
-    await conn.execute(
-        """INSERT INTO policy_group_packs (group_id, pack_id, pack_version_id, config,
-                                           environments)
+    # A pack appears once per group: adding it again replaces version and config (and
+    # leaves the row as it is when they are the same).
+    return _row_count(await conn.execute(
+        """INSERT INTO policy_group_packs AS applied (group_id, pack_id, pack_version_id,
+                                                      config, environments)
            VALUES ($1, $2, $3, $4, $5)
            ON CONFLICT (group_id, pack_id) DO UPDATE
            SET pack_version_id = EXCLUDED.pack_version_id, config = EXCLUDED.config,
-               environments = EXCLUDED.environments, added_at = now()""",
-        group.id, pack_id, version["id"], config, ref.environments or [])
+               environments = EXCLUDED.environments, added_at = now()
+           WHERE (applied.pack_version_id, applied.config, applied.environments)
+                 IS DISTINCT FROM
+                 (EXCLUDED.pack_version_id, EXCLUDED.config, EXCLUDED.environments)""",
+        group.id, pack_id, version["id"], config, ref.environments or [])) > 0
 
 
 async def _remove_pack(conn: asyncpg.Connection, org_id: int, group: GroupRow,
-                       ref: PolicyPackReference) -> None:
+                       ref: PolicyPackReference) -> bool:
     """Remove the pack from the group; named by version or versionTag, only while that
     version is the one applied (a pack not applied, or another version of it, stays as
-    it is)."""
+    it is). Whether it was removed."""
     pack_id = await _find_pack(conn, org_id, ref.name, "removePolicyPack")
     version_id = None
     if ref.version or ref.versionTag:
         version_id = (await _find_version(conn, pack_id, ref, "removePolicyPack"))["id"]
-    await conn.execute(
+    return _row_count(await conn.execute(
         """DELETE FROM policy_group_packs WHERE group_id = $1 AND pack_id = $2
-           AND ($3::bigint IS NULL OR pack_version_id = $3)""", group.id, pack_id, version_id)
+           AND ($3::bigint IS NULL OR pack_version_id = $3)""",
+        group.id, pack_id, version_id)) > 0

@@ -65,4 +65,4 @@ async def list_audits(request: web.Request) -> web.Response:
     items, total = await audits.list_audits(request.app[POOL], principal(request).org_id,
                                             status=filters.get("status"), offset=page.offset,
                                             limit=page.size)
-    return json_response({"data": items, **paging_fields(request, page, total)})
+    return json_response({"audits": items, **paging_fields(request, page, total)})

@@ -52,7 +52,7 @@ PATHS: dict[str, Any] = {
             "parameters": [ORG, *PAGING, {"name": "filter[status]", "in": "query", "schema": {
                 "enum": ["queued", "running", "completed", "failed"]}}],
             "responses": {**ok({"type": "object", "properties": {
-                "data": {"type": "array", "items": _AUDIT}, **PAGED}}),
+                "audits": {"type": "array", "items": _AUDIT}, **PAGED}}),
                 **error_responses(400, 401, 404)}},
     },
     "/api/orgs/{org}/audits/{id}": {"get": {

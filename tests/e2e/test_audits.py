@@ -49,7 +49,7 @@ async def publish_baseline(client: TestClient, org: str, token: str,
 async def audits_of(client: TestClient, org: str, token: str) -> list[dict[str, Any]]:
     resp = await client.get(f"/api/orgs/{org}/audits?page[size]=1000", headers=auth(token))
     assert resp.status == 200, await resp.text()
-    return (await resp.json())["data"]
+    return (await resp.json())["audits"]
 
 
 async def get_audit(client: TestClient, org: str, token: str, audit_id: str) -> dict[str, Any]:
@@ -214,6 +214,51 @@ async def test_triggers_in_quick_succession_make_one_audit(
     audits = await all_audits_finished(client, org, token)
     assert len(audits) == already + 1, audits
     assert audits[0]["trigger"] == "group-change" and audits[0]["status"] == "completed"
+
+
+async def test_changes_that_change_nothing_start_no_audit(
+        client: TestClient, worker: Any, pool: asyncpg.Pool, new_org) -> None:
+    org, token = await new_org()
+    pack = await publish_baseline(client, org, token)
+    await publish_baseline(client, org, token, name="unused")
+    api = await estate(client, org, token, "estate", 2)
+    assert (await api.put_stack("estate", "outside", stack_resources(0))).status in (200, 201)
+    add = {"name": "baseline", "version": pack["version"]}
+    assert (await api.patch("estate", {"addPolicyPack": add})).status == 204
+    assert (await api.create(name="clouds", entityType="accounts", mode="audit")).status == 204
+    assert (await api.add_account("aws-prod")).status == 201
+    assert (await api.add_account("aws-dev")).status == 201
+    account = {"addInsightsAccount": {"name": "aws-prod"}}
+    assert (await api.patch("clouds", account)).status == 204
+    already = len(await all_audits_finished(client, org, token))
+
+    revision = "SELECT revision FROM orgs WHERE name = $1"
+    unchanged = [
+        ("estate", {"addStack": stack_ref("estate", "s000")}),
+        ("estate", {"removeStack": stack_ref("estate", "outside")}),
+        ("estate", {"addPolicyPack": add}),
+        ("estate", {"removePolicyPack": {"name": "unused"}}),
+        ("clouds", account),
+        ("clouds", {"removeInsightsAccount": {"name": "aws-dev"}}),
+    ]
+    for group, update in unchanged:
+        before = await pool.fetchval(revision, org)
+        resp = await api.patch(group, update)
+        assert resp.status == 204, (update, await resp.text())
+        # the change is recorded (and announced) as any other
+        assert await pool.fetchval(revision, org) == before + 1
+        assert len(await audits_of(client, org, token)) == already, update
+    resp = await api.batch("estate", [update for group, update in unchanged
+                                      if group == "estate"])
+    assert resp.status == 204, await resp.text()
+    assert len(await audits_of(client, org, token)) == already
+
+    resp = await api.batch("estate", [{"addStack": stack_ref("estate", "s000")},
+                                      {"addStack": stack_ref("estate", "outside")}])
+    assert resp.status == 204, await resp.text()
+    audits = await audits_of(client, org, token)
+    assert len(audits) == already + 1
+    assert audits[0]["trigger"] == "group-change" and audits[0]["policyGroup"] == "estate"
 
 
 async def test_scheduled_scan_audits_accounts_that_asked_for_it(

@@ -151,9 +151,23 @@ async def test_account_found_by_name_and_id(client: TestClient, new_org) -> None
     assert (await api.create(name="clouds", entityType="accounts")).status == 204
     full = {**account, "scheduledScanEnabled": True}
     assert (await api.patch("clouds", {"addInsightsAccount": full})).status == 204
+    # the account exists: another id is a bad value of the field, not a missing account
     resp = await api.patch("clouds", {"addInsightsAccount": {"name": "gcp-main",
                                                              "id": "other"}})
-    assert await error_of(resp, 404) == "addInsightsAccount: Account 'gcp-main' not found"
+    assert await error_of(resp, 400) == (
+        "addInsightsAccount.id: Account 'gcp-main' has id 'acct-1', not 'other'")
+    resp = await api.patch("clouds", {"removeInsightsAccount": {"name": "gcp-main",
+                                                                "id": "other"}})
+    assert await error_of(resp, 400) == (
+        "removeInsightsAccount.id: Account 'gcp-main' has id 'acct-1', not 'other'")
+    assert (await api.get("clouds"))["accounts"] == ["gcp-main"]
+    resp = await api.patch("clouds", {"addInsightsAccount": {"name": "gcp-other",
+                                                             "id": "acct-1"}})
+    assert await error_of(resp, 404) == "addInsightsAccount: Account 'gcp-other' not found"
+    resp = await api.patch("clouds", {"removeInsightsAccount": {"name": "gcp-main",
+                                                                "id": "acct-1"}})
+    assert resp.status == 204
+    assert (await api.get("clouds"))["accounts"] == []
 
 
 async def test_entity_type_mismatch_is_400(client: TestClient, new_org) -> None:
