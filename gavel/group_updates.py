@@ -141,15 +141,8 @@ async def _set_stack(conn: asyncpg.Connection, org_id: int, group: GroupRow,
         org_id, ref.routingProject, ref.name)
     if stack_id is None:
         raise NotFoundError(f"{field}: Stack '{ref.routingProject}/{ref.name}' not found")
-    if member:
-        return _row_count(await conn.execute(
-            "INSERT INTO policy_group_stacks (group_id, stack_id) VALUES ($1, $2) "
-            "ON CONFLICT DO NOTHING", group.id, stack_id)) > 0
-    await _refuse_implicit_removal(conn, group, "stack", stack_id, field,
-                                   f"Stack '{ref.routingProject}/{ref.name}'")
-    return _row_count(await conn.execute(
-        "DELETE FROM policy_group_stacks WHERE group_id = $1 AND stack_id = $2",
-        group.id, stack_id)) > 0
+    return await _set_member(conn, group, "stack", stack_id, member, field,
+                             f"Stack '{ref.routingProject}/{ref.name}'")
 
 
 async def _set_account(conn: asyncpg.Connection, org_id: int, group: GroupRow,
@@ -163,29 +156,29 @@ async def _set_account(conn: asyncpg.Connection, org_id: int, group: GroupRow,
     if ref.id is not None and ref.id != row["account_id"]:
         raise InvalidError(f"{field}.id: Account '{ref.name}' has id "
                            f"'{row['account_id']}', not '{ref.id}'")
+    return await _set_member(conn, group, "account", row["id"], member, field,
+                             f"Account '{ref.name}'")
+
+
+async def _set_member(conn: asyncpg.Connection, group: GroupRow, kind: str, entity_id: int,
+                      member: bool, field: str, label: str) -> bool:
+    """Make the stack (``kind`` "stack") or account of ``entity_id`` an explicit member
+    of the group, or not; whether that changed a row. A stack (account) in no other
+    group is in the default group whatever its rows say (``gavel.membership``):
+    removing it from there would change nothing, and is refused."""
+    table = f"policy_group_{kind}s"
     if member:
         return _row_count(await conn.execute(
-            "INSERT INTO policy_group_accounts (group_id, account_id) VALUES ($1, $2) "
-            "ON CONFLICT DO NOTHING", group.id, row["id"])) > 0
-    await _refuse_implicit_removal(conn, group, "account", row["id"], field,
-                                   f"Account '{ref.name}'")
-    return _row_count(await conn.execute(
-        "DELETE FROM policy_group_accounts WHERE group_id = $1 AND account_id = $2",
-        group.id, row["id"])) > 0
-
-
-async def _refuse_implicit_removal(conn: asyncpg.Connection, group: GroupRow, kind: str,
-                                   entity_id: int, field: str, label: str) -> None:
-    """A stack (account) in no other group is in the default group whatever its rows
-    say (``gavel.membership``): removing it from there would change nothing."""
-    if not group.is_org_default:
-        return
-    elsewhere = await conn.fetchval(
-        f"""SELECT 1 FROM policy_group_{kind}s m JOIN policy_groups g ON g.id = m.group_id
-            WHERE m.{kind}_id = $1 AND NOT g.is_org_default LIMIT 1""", entity_id)
-    if not elsewhere:
+            f"INSERT INTO {table} (group_id, {kind}_id) VALUES ($1, $2) "
+            "ON CONFLICT DO NOTHING", group.id, entity_id)) > 0
+    if group.is_org_default and not await conn.fetchval(
+            f"""SELECT 1 FROM {table} m JOIN policy_groups g ON g.id = m.group_id
+                WHERE m.{kind}_id = $1 AND NOT g.is_org_default LIMIT 1""", entity_id):
         raise InvalidError(f"{field}: {label} is in the default Policy Group because it "
                            f"is in no other; add it to another Policy Group to take it out")
+    return _row_count(await conn.execute(
+        f"DELETE FROM {table} WHERE group_id = $1 AND {kind}_id = $2",
+        group.id, entity_id)) > 0
 
 
 async def _find_pack(conn: asyncpg.Connection, org_id: int, name: str, field: str) -> int:

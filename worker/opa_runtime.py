@@ -304,7 +304,6 @@ class OpaRuntime:
         raise PackFailed(f"pack version {pack.id} is not complete in OPA after "
                          f"{LOAD_ATTEMPTS} loads")
 
-
     async def _evaluation(self, pack: PackVersion, path: str, payload: bytes) -> dict[str, Any]:
         """OPA's answer to one query of the pack. A query OPA does not answer in time
         while it answers its health check fails the pack (its policies take too long on
