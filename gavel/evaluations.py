@@ -88,17 +88,27 @@ async def accept_event(db: asyncpg.Connection | asyncpg.Pool, *, org_id: int, or
         seen = await db.fetchrow(
             "SELECT id, status, entity_type, entity_key, kind FROM evaluations "
             "WHERE org_id = $1 AND event_id = $2", org_id, value["eventId"])
-        if (seen["entity_type"], seen["entity_key"], seen["kind"]) != (
-                entity_type, entity_key, kind):
+        if not same_event(seen, entity_type, entity_key, kind):
             # the id names another event: answering with that one's evaluation would
             # hand a CI gate another stack's outcome
-            raise ConflictError(
-                f"eventId: '{value['eventId']}' was sent before for the {seen['entity_type']} "
-                f"'{seen['entity_key']}' ({seen['kind']}); an eventId names one event of "
-                f"the organization")
+            raise ConflictError(event_id_taken(value["eventId"], seen))
         return Accepted(seen["id"], seen["status"], topic, key, value, None)
     value["groupRevision"] = row["revision"]
     return Accepted(evaluation_id, "pending", topic, key, value, row["outbox_id"])
+
+
+def same_event(seen: asyncpg.Record, entity_type: str, entity_key: str, kind: str) -> bool:
+    """Whether a stored evaluation (its entity_type, entity_key and kind) is of the event
+    described: the same eventId sent again, not another event reusing it."""
+    return (seen["entity_type"], seen["entity_key"], seen["kind"]) == (
+        entity_type, entity_key, kind)
+
+
+def event_id_taken(event_id: str, seen: asyncpg.Record) -> str:
+    """Why an event reusing the eventId of another (``seen``) is refused."""
+    return (f"eventId: '{event_id}' was sent before for the {seen['entity_type']} "
+            f"'{seen['entity_key']}' ({seen['kind']}); an eventId names one event of "
+            f"the organization")
 
 
 # what the relay adds to an event (its org's group revision), at most

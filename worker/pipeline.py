@@ -12,6 +12,7 @@ import asyncpg
 import orjson
 from aiokafka.structs import ConsumerRecord
 
+from gavel.evaluations import event_id_taken, same_event
 from gavel.events import AccountEvent, StackEvent
 from gavel.metrics import record_evaluation
 from gavel.settings import Settings
@@ -26,6 +27,12 @@ from worker.store import Finished
 from worker.store_batcher import StoreBatcher
 
 log = logging.getLogger(__name__)
+# what kept an event from being stored: its evaluation, or one of its org with its eventId
+_STORED_BEFORE = """
+SELECT event_id, entity_type, entity_key, kind FROM evaluations
+WHERE id = $1 OR (org_id = $2 AND event_id = $3)
+ORDER BY id = $1 DESC LIMIT 1
+"""
 
 
 def stack_entity(org: str, project: str, stack: str) -> dict[str, Any]:
@@ -127,7 +134,23 @@ class Pipeline:
             subject = Subject.of_account(event.org, org_id, event.account, event.provider)
         occasion = Occasion(event.evaluationId, event.eventId, event.kind, event.occurredAt,
                             event=event)
-        await self.evaluate(subject, occasion, event.resources)
+        if not await self.evaluate(subject, occasion, event.resources):
+            await self._check_stored_before(subject, event)
+
+    async def _check_stored_before(self, subject: Subject,
+                                   event: StackEvent | AccountEvent) -> None:
+        """An event that was not stored, as an evaluation stood in its way: the same event
+        delivered again, or sent again with its eventId, is done; another event reusing
+        an id would be lost, and goes to the dead letters."""
+        seen = await self._pool.fetchrow(_STORED_BEFORE, event.evaluationId, subject.org_id,
+                                         event.eventId)
+        if seen is None:  # removed by retention since
+            return
+        if seen["event_id"] != event.eventId:
+            raise BadEvent(f"evaluationId: '{event.evaluationId}' is the evaluation of "
+                           f"another event; each event needs an evaluationId of its own")
+        if not same_event(seen, subject.entity_type, subject.key, event.kind):
+            raise BadEvent(event_id_taken(event.eventId, seen))
 
     async def evaluate(self, subject: Subject, occasion: Occasion,
                        resources: list[dict[str, Any]]) -> bool:

@@ -265,6 +265,52 @@ async def test_events_produced_straight_to_kafka_and_dead_letters(
     assert any("not JSON" in e for e in errors)
 
 
+async def test_events_on_kafka_reusing_another_events_ids_go_to_the_dead_letters(
+        client: TestClient, worker: Any, pool: asyncpg.Pool, settings: Settings, new_org) -> None:
+    """Taking them for the event stored before would drop them without a trace; the same
+    event again (a redelivery, or resent with its eventId) is done."""
+    org, token = await new_org()
+    marker = uuid.uuid4().hex
+    first_id = str(uuid.uuid4())
+
+    def event(event_id: str, evaluation_id: str, stack: str, kind: str = "update") -> bytes:
+        return orjson.dumps({"schema": 1, "eventId": f"{marker}-{event_id}", "org": org,
+                             "occurredAt": "2026-11-21T10:00:00Z",
+                             "evaluationId": evaluation_id, "project": "ext",
+                             "stack": stack, "kind": kind, "resources": [CLEAN]})
+
+    last_id = str(uuid.uuid4())
+    producer = make_producer(settings.kafka)
+    await producer.start()
+    try:
+        key, topic = f"{org}/ext/prod".encode(), settings.kafka.topic_stack_events
+        await producer.send_and_wait(topic, key=key, value=event("a", first_id, "prod"))
+        await result(client, token, org, first_id)
+        for value in (event("a", first_id, "prod"),               # delivered again
+                      event("a", str(uuid.uuid4()), "prod"),      # resent with its eventId
+                      event("a", str(uuid.uuid4()), "staging"),   # another stack's event
+                      event("a", str(uuid.uuid4()), "prod", "preview"),
+                      event("b", first_id, "prod"),               # another event
+                      event("c", last_id, "prod")):
+            await producer.send_and_wait(topic, key=key, value=value)
+    finally:
+        await producer.stop()
+    await result(client, token, org, last_id)
+    for _ in range(100):
+        rows = await pool.fetch("SELECT error FROM dead_letters WHERE position($1 in "
+                                "convert_from(value, 'UTF8')) > 0 ORDER BY id", marker)
+        if len(rows) >= 3:
+            break
+        await asyncio.sleep(0.1)
+    assert sorted(r["error"] for r in rows) == sorted([
+        f"eventId: '{marker}-a' was sent before for the stack 'ext/prod' (update); an "
+        "eventId names one event of the organization"] * 2 + [
+        f"evaluationId: '{first_id}' is the evaluation of another event; each event needs "
+        "an evaluationId of its own"])
+    assert await pool.fetchval("SELECT count(*) FROM evaluations WHERE org_id = $1",
+                               await org_id(pool, org)) == 2
+
+
 async def test_a_long_poll_whose_notification_is_lost_is_answered(
         client: TestClient, pool: asyncpg.Pool, new_org) -> None:
     """The row finishes without the notification that the worker's store sends: the
