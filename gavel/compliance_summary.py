@@ -3,7 +3,8 @@
 Written in the transaction that advances entities' latest evaluations
 (``worker.store``), with one statement for all the entities of a batch:
 
-* ``current_violations``: a copy of the latest evaluation's violations;
+* ``current_violations``: a copy of the latest evaluation's violations (an account's
+  latest scan sent in chunks: every chunk's, ``gavel.scan_state``);
 * ``current_pack_results``: its provenance, one row per pack run (pack version, the
   groups it ran under, errored, violations left);
 * counts per org, summed over its entities: per pack version
@@ -36,11 +37,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import asyncpg
 
-from gavel import compliance, entity_blocks
+from gavel import compliance, entity_blocks, scan_state
 from gavel.compliance_changes import ChangeCounter, Changes, Entity, FoundViolations, PackRun
 from gavel.db import columns
 
@@ -131,9 +132,11 @@ UNION ALL SELECT 'block', 0, org_id, entity_type, entity_key, NULL::text, NULL::
                  NULL::bigint, NULL::timestamptz, NULL::timestamptz
           FROM blocks
 """
+_ORG_SCAN_CHUNKS = scan_state.chunks_of_latest_scans("latest_evaluations l", "l.org_id = $1")
 _ORG_PACK_RESULTS = f"""
 {_PACK_RESULTS}
-WHERE e.id IN (SELECT evaluation_id FROM latest_evaluations WHERE org_id = $1)
+WHERE e.id IN (SELECT evaluation_id FROM latest_evaluations WHERE org_id = $1
+               UNION ALL SELECT id FROM ({_ORG_SCAN_CHUNKS}) AS c)
 """
 _ORG_RUNS = f"SELECT 1 AS sign, {_RUN} FROM current_pack_results WHERE org_id = $1"
 # an org's current violations, those alike but in id and observed time counted together
@@ -274,28 +277,18 @@ _DELETE_EMPTY = "WITH" + ",".join(_per_table(CountTable.delete_empty_sql,
                                              lambda t: len(t.keys))) + "\nSELECT 1"
 
 
-class LatestEvaluation(Protocol):
-    """An entity's evaluation that has become its latest."""
-
-    org_id: int
-    entity_type: str
-    entity_key: str
-    evaluation_id: uuid.UUID
-
-
-async def replace_current_state(conn: asyncpg.Connection,
-                                advanced: Sequence[LatestEvaluation]) -> Changes:
-    """The current violations and pack runs of the entities of ``advanced`` become those
-    of that evaluation; returns the change of the counts, for ``add``. Planning this
-    statement costs more than running it for a few entities: the caller's transaction
-    should plan it once per connection, with index lookups
+async def replace_current_state(conn: asyncpg.Connection, entities: Sequence[Entity],
+                                evaluation_ids: Sequence[uuid.UUID]) -> Changes:
+    """The current violations and pack runs of ``entities`` become those of
+    ``evaluation_ids``, their latest evaluations (and, for an account's scan sent in
+    chunks, the other chunks': ``gavel.scan_state``); returns the change of the counts,
+    for ``add``. Planning this statement costs more than running it for a few entities:
+    the caller's transaction should plan it once per connection, with index lookups
     (``gavel.db.transaction_by_key``)."""
-    if not advanced:
+    if not entities:
         return {}
-    rows = await conn.fetch(_REPLACE, [e.org_id for e in advanced],
-                            [e.entity_type for e in advanced],
-                            [e.entity_key for e in advanced],
-                            [e.evaluation_id for e in advanced])
+    org_ids, entity_types, entity_keys = columns(entities, 3)
+    rows = await conn.fetch(_REPLACE, org_ids, entity_types, entity_keys, evaluation_ids)
     runs: list[PackRun] = []
     found: list[FoundViolations] = []
     blocks: dict[Entity, str] = {}

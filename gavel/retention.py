@@ -3,9 +3,10 @@ audits older than ``GAVEL_RESULTS_RETENTION_DAYS``.
 
 Each batch is one short statement in its own transaction, so the job never holds
 many row locks or a long transaction. The latest evaluation of an entity is never
-deleted, however old: an evaluation goes only when ``latest_evaluations`` names a
-different one for its entity, which also keeps the history of an entity whose
-latest evaluation is not recorded there.
+deleted, however old, nor are the other chunks of an account's latest scan, which its
+current state is made of (``gavel.scan_state``): an evaluation goes only when
+``latest_evaluations`` names a different one for its entity, of another scan, which
+also keeps the history of an entity whose latest evaluation is not recorded there.
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ WITH doomed AS MATERIALIZED (
       AND (e.finished_at, e.id) > ($2::timestamptz, $3::uuid)
       AND EXISTS (SELECT 1 FROM latest_evaluations l
                   WHERE l.org_id = e.org_id AND l.entity_type = e.entity_type
-                    AND l.entity_key = e.entity_key AND l.evaluation_id <> e.id)
+                    AND l.entity_key = e.entity_key AND l.evaluation_id <> e.id
+                    AND NOT (e.chunks > 1 AND EXISTS (
+                        SELECT 1 FROM evaluations s
+                        WHERE s.id = l.evaluation_id AND s.scan_id = e.scan_id)))
     ORDER BY e.finished_at, e.id
     LIMIT $4
 ),

@@ -2,7 +2,8 @@
 
 Besides the history (``evaluations``, ``violations``) the same transaction keeps each
 entity's current state: ``latest_evaluations`` points at its newest evaluation (by
-event time) and ``current_violations`` holds a copy of that evaluation's violations.
+event time) and ``current_violations`` holds a copy of that evaluation's violations
+(and of the other chunks' of an account's scan sent in chunks: ``gavel.scan_state``).
 The row lock on ``latest_evaluations`` serializes two writers of one entity. The
 current state, with the compliance counts it adds up to, is replaced by
 ``gavel.compliance_summary``; the org-wide counts are written last, and then the counts of
@@ -22,7 +23,7 @@ from typing import Any, NamedTuple
 import asyncpg
 import orjson
 
-from gavel import compliance_summary, entity_blocks, evaluation_counts
+from gavel import compliance_summary, entity_blocks, evaluation_counts, scan_state
 from gavel.db import columns, transaction_by_key
 from gavel.evaluations import FINISHED_CHANNEL
 from gavel.events import AccountEvent, StackEvent
@@ -139,8 +140,7 @@ async def store_batch(conn: asyncpg.Connection, batch: list[Finished],
         new = [done for done in items if done.evaluation_id in stored.finished_at]
         if not new:
             return stored.finished_at
-        change = await compliance_summary.replace_current_state(
-            conn, [done for done in new if done.evaluation_id in stored.advanced])
+        change = await _replace_current_state(conn, new, stored.advanced)
         await _remember_resources(conn, [d for d in new if d.event is not None])
         if change:
             full = await compliance_summary.add(conn, change, split_limit)
@@ -148,6 +148,21 @@ async def store_batch(conn: asyncpg.Connection, batch: list[Finished],
     if full:
         await entity_blocks.split_all(conn, full, split_limit)
     return stored.finished_at
+
+
+async def _replace_current_state(conn: asyncpg.Connection, new: list[Finished],
+                                 advanced: set[uuid.UUID]) -> compliance_summary.Changes:
+    """Replace the current state of the entities whose latest evaluation is new, and of
+    the accounts whose latest scan a new chunk belongs to (``gavel.scan_state``)."""
+    latest = {(d.org_id, d.entity_type, d.entity_key): [d.evaluation_id]
+              for d in new if d.evaluation_id in advanced}
+    chunked = [(d.org_id, d.entity_key, d.scan[0]) for d in new
+               if d.scan is not None and d.scan[2] > 1]
+    for (org_id, account), chunks in (await scan_state.current_chunks(conn, chunked)).items():
+        latest[(org_id, "account", account)] = chunks
+    entities = sorted(latest)
+    return await compliance_summary.replace_current_state(
+        conn, entities, [i for entity in entities for i in latest[entity]])
 
 
 class _Stored(NamedTuple):

@@ -7,10 +7,11 @@ from typing import Any
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from tests.e2e.test_evaluation_flow import PUBLIC, result
+from tests.e2e.test_evaluation_flow import CLEAN, PUBLIC, UNTAGGED, result
 from tests.group_api import GroupApi, error_of
 from tests.helpers import auth
 from tests.policy_setup import org_id, publish
+from tests.result_client import get
 
 DEFAULT_ACCOUNTS = "default-account-policy-group"
 
@@ -61,6 +62,37 @@ async def test_a_chunk_sent_again_is_one_evaluation_of_its_own_account(
         assert body["entity"]["account"] == name
     assert await pool.fetchval("SELECT count(*) FROM evaluations WHERE org_id = $1",
                                await org_id(pool, org)) == 2
+
+
+async def test_the_violations_of_a_scan_in_chunks_are_those_of_every_chunk(
+        client: TestClient, worker: Any, pool: asyncpg.Pool, new_org) -> None:
+    """A discovery job sends a big account in chunks: the account's current violations
+    and compliance are the whole scan's, and its next scan replaces them."""
+    org, token = await _scanned_org(client, pool, new_org, ("aws-prod",))
+
+    async def scanned(scan_id: str, *chunks: list[dict[str, Any]]) -> None:
+        for number, resources in enumerate(chunks, 1):
+            accepted = await scan(client, token, org, "aws-prod", resources, scanId=scan_id,
+                                  chunk=number, chunks=len(chunks))
+            await result(client, token, org, accepted["id"])
+
+    async def current() -> tuple[list[str], dict[str, Any]]:
+        listed = await get(client, token, f"/api/orgs/{org}/violations")
+        compliance = await get(client, token,
+                               f"/api/orgs/{org}/compliance?filter[entityType]=account")
+        return sorted(v["urn"] for v in listed["violations"]), compliance["groups"][0]
+
+    await scanned("monday", [PUBLIC], [UNTAGGED], [CLEAN])
+    urns, group = await current()
+    assert urns == ["urn:b1", "urn:b2"]
+    assert (group["entitiesEvaluated"], group["entitiesPassing"],
+            group["violations"]["mandatory"] + group["violations"]["advisory"]) == (1, 0, 2)
+
+    await scanned("tuesday", [CLEAN], [UNTAGGED])
+    urns, group = await current()
+    assert urns == ["urn:b2"]
+    assert (group["entitiesEvaluated"], group["entitiesPassing"],
+            group["violations"]["mandatory"] + group["violations"]["advisory"]) == (1, 0, 1)
 
 
 async def test_scan_refusals(client: TestClient, new_org) -> None:
