@@ -91,6 +91,11 @@ class PackPlan:
         """The pack's input document for an event's base input."""
         return {**base_input, **self.fields}
 
+    def alone(self, policy: Policy, base_input: dict[str, Any]) -> dict[str, Any]:
+        """The input document running one enabled policy of the pack only."""
+        return {**self.input_for(base_input), "policies": [policy.slug],
+                "configs": {policy.slug: self.fields["configs"][policy.slug]}}
+
 
 class PackPlans:
     """Each applied pack's plan, made once: an ``Applicable`` of the group index lives
@@ -145,6 +150,25 @@ class Evaluator:
                 result.error = str(exc)
                 return result
 
+    async def _each_alone(self, pack: PackVersion, plan: PackPlan, base_input: dict[str, Any]
+                          ) -> tuple[dict[str, list[Any]], list[str]]:
+        """Run each enabled policy of a pack whose query failed on its own: the others'
+        violations are kept, and the failing ones' errors told (as Terraform Cloud and
+        OPA's own test runner report each policy)."""
+        found: dict[str, list[Any]] = {}
+        errors: list[str] = []
+        answers = await asyncio.gather(*(
+            self._opa.evaluate(pack, plan.alone(policy, base_input))
+            for policy in plan.enabled), return_exceptions=True)
+        for policy, answer in zip(plan.enabled, answers, strict=True):
+            if isinstance(answer, PackFailed):
+                errors.append(f"policy '{policy.name}' not evaluated: {answer}")
+            elif isinstance(answer, BaseException):
+                raise answer
+            else:
+                found[policy.slug] = answer[0].get(policy.slug, [])
+        return found, errors
+
     async def _run(self, result: PackResult, base_input: dict[str, Any]) -> None:
         applicable = result.applicable
         pack = await self._catalog.get(applicable.version_id)
@@ -152,10 +176,19 @@ class Evaluator:
         result.disabled = plan.disabled
         if not plan.enabled:
             return
-        found, decision_id, elapsed, batched = await self._opa.evaluate(
-            pack, plan.input_for(base_input))
-        result.duration_ms, result.decision_id, result.batched = elapsed, decision_id, batched
-        record_pack_duration(applicable.pack, elapsed)
+        try:
+            found, decision_id, elapsed, batched = await self._opa.evaluate(
+                pack, plan.input_for(base_input))
+        except PackFailed:
+            if len(plan.enabled) == 1:
+                raise
+            # each alone: the answers of those that run are the pack's answers for them
+            found, errors = await self._each_alone(pack, plan, base_input)
+            result.error = "; ".join(errors) or None
+        else:
+            result.duration_ms, result.decision_id, result.batched = (elapsed, decision_id,
+                                                                      batched)
+            record_pack_duration(applicable.pack, elapsed)
         groups = [g.name for g in applicable.groups]
         for policy in plan.enabled:
             for item in found.get(policy.slug, []):

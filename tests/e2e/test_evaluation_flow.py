@@ -14,7 +14,7 @@ from gavel.kafka import make_producer
 from gavel.settings import Settings
 from tests.group_api import error_of
 from tests.helpers import auth
-from tests.policy_setup import make_group, org_id, publish, set_default_group_packs
+from tests.policy_setup import BASELINE, make_group, org_id, publish, set_default_group_packs
 
 PUBLIC = {"urn": "urn:b1", "type": "aws:s3/bucket:Bucket", "name": "logs",
           "properties": {"acl": "public-read", "tags": {"owner": "web"}}}
@@ -87,6 +87,35 @@ async def test_preventative_mandatory_blocks_audit_does_not(
     assert refresh["blocking"] is False
     stack = await (await client.get(f"/api/stacks/{org}/web/prod", headers=auth(token))).json()
     assert stack["lastEvaluation"]["id"] == refresh["id"]
+
+
+# evaluates to two values for one input: OPA answers 500 with eval_conflict_error
+CONFLICTING = """package test.conflicting
+kind := "one" if input.resources
+kind := "two" if input.resources
+violations contains {"message": kind}
+"""
+
+
+async def test_a_failing_policy_leaves_the_other_policies_results(
+        client: TestClient, worker: Any, pool: asyncpg.Pool, settings: Settings, new_org) -> None:
+    """One policy's evaluation error fails the pack run, but the mandatory violation
+    another policy of the pack finds is still reported, and blocks."""
+    org, token = await new_org()
+    version = await publish(pool, org, policies=[
+        *BASELINE, {"name": "conflicting", "description": "", "enforcementLevel": "advisory",
+                    "rego": CONFLICTING}])
+    await make_group(pool, settings, org, "prod", stacks=[("web", "prod")],
+                     packs=[(version, {})])
+
+    body = await evaluate(client, token, org, "web", "prod", "update", [PUBLIC, UNTAGGED])
+    assert (body["outcome"], body["blocking"]) == ("error", True)
+    assert levels(body) == {("no-public-buckets", "mandatory"), ("required-tags", "advisory")}
+    [pack] = body["packs"]
+    assert (pack["status"], pack["violations"]) == ("error", 2)
+    assert pack["error"].startswith("policy 'conflicting' not evaluated: OPA 500: ")
+    assert "eval_conflict_error" in pack["error"]
+    assert "no-public-buckets" not in pack["error"]
 
 
 async def test_advisory_disabled_and_two_groups(
