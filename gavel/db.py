@@ -39,6 +39,12 @@ def columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
     return [[row[i] for row in rows] for i in range(width)]
 
 
+def rows_touched(status: str) -> int:
+    """The rows an INSERT, UPDATE or DELETE touched, from the status asyncpg's
+    ``execute`` answers ("INSERT 0 1", "DELETE 3")."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     # binary codecs: COPY (bulk writes) needs them, and they skip a text round trip
     await conn.set_type_codec("json", encoder=orjson.dumps, decoder=orjson.loads,

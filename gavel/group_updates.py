@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from gavel.audits import group_target, request_audit
+from gavel.db import rows_touched
 from gavel.domain_errors import DomainError, InvalidError, NotFoundError
 from gavel.enforcement import ConfigError
 from gavel.group_snapshot import record_group_change
@@ -108,11 +109,6 @@ async def _apply_membership(conn: asyncpg.Connection, org_id: int, group: GroupR
     return any(changed)
 
 
-def _row_count(status: str) -> int:
-    """The rows an INSERT, UPDATE or DELETE touched, from its status ("INSERT 0 1")."""
-    return int(status.rsplit(" ", 1)[-1])
-
-
 async def _rename(conn: asyncpg.Connection, group: GroupRow,
                   new_name: str) -> GroupRow:
     if group.is_org_default:
@@ -168,7 +164,7 @@ async def _set_member(conn: asyncpg.Connection, group: GroupRow, kind: str, enti
     removing it from there would change nothing, and is refused."""
     table = f"policy_group_{kind}s"
     if member:
-        return _row_count(await conn.execute(
+        return rows_touched(await conn.execute(
             f"INSERT INTO {table} (group_id, {kind}_id) VALUES ($1, $2) "
             "ON CONFLICT DO NOTHING", group.id, entity_id)) > 0
     if group.is_org_default and not await conn.fetchval(
@@ -176,7 +172,7 @@ async def _set_member(conn: asyncpg.Connection, group: GroupRow, kind: str, enti
                 WHERE m.{kind}_id = $1 AND NOT g.is_org_default LIMIT 1""", entity_id):
         raise InvalidError(f"{field}: {label} is in the default Policy Group because it "
                            f"is in no other; add it to another Policy Group to take it out")
-    return _row_count(await conn.execute(
+    return rows_touched(await conn.execute(
         f"DELETE FROM {table} WHERE group_id = $1 AND {kind}_id = $2",
         group.id, entity_id)) > 0
 
@@ -225,7 +221,7 @@ async def _add_pack(conn: asyncpg.Connection, org_id: int, group: GroupRow,
         raise InvalidError(f"addPolicyPack.{exc}") from None
     # A pack appears once per group: adding it again replaces version and config (and
     # leaves the row as it is when they are the same).
-    return _row_count(await conn.execute(
+    return rows_touched(await conn.execute(
         """INSERT INTO policy_group_packs AS applied (group_id, pack_id, pack_version_id,
                                                       config, environments)
            VALUES ($1, $2, $3, $4, $5)
@@ -247,7 +243,7 @@ async def _remove_pack(conn: asyncpg.Connection, org_id: int, group: GroupRow,
     version_id = None
     if ref.version or ref.versionTag:
         version_id = (await _find_version(conn, pack_id, ref, "removePolicyPack"))["id"]
-    return _row_count(await conn.execute(
+    return rows_touched(await conn.execute(
         """DELETE FROM policy_group_packs WHERE group_id = $1 AND pack_id = $2
            AND ($3::bigint IS NULL OR pack_version_id = $3)""",
         group.id, pack_id, version_id)) > 0

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
+from gavel.db import rows_touched
 from gavel.evaluation_counts import counting_locks
 
 # Batches walk (finished_at, id) upwards from where the previous one stopped, so
@@ -74,7 +75,7 @@ async def delete_expired(pool: asyncpg.Pool, older_than: timedelta, batch: int) 
         after = (last["finished_at"], last["id"])
     while True:
         status = await pool.execute(_DELETE_AUDITS, older_than, batch)
-        count = int(status.split()[-1])
+        count = rows_touched(status)
         deleted.batches += 1
         deleted.audits += count
         if count < batch:
